@@ -1,0 +1,29 @@
+# Fresh machine: `make train` and `make test` install what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch/torchvision first, so the package install finds them satisfied (override for your CUDA/CPU build)
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+ARGS ?=
+
+.PHONY: install train test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+train: install
+	$(PY) train.py upsampler=tconv $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts train.py
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Run figures (PNG, written atomically) and sending them to the loggers that take images."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
+from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 100) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+    pal = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
+    return pal[mask.astype(np.int64).clip(0, 255)]
+
+
+def save_prediction_grid(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor,
+                         path: str | Path) -> Path:
+    """Rows of image | ground truth | prediction (VOC palette; void drawn in its palette colour)."""
+    n = images.shape[0]
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.2 * n), squeeze=False)
+    for i in range(n):
+        img = images[i].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+        for ax, arr, title in zip(axes[i], (img.clip(0, 1), colorize(targets[i].numpy()),
+                                            colorize(preds[i].numpy())), ("image", "ground truth", "prediction")):
+            ax.imshow(arr, interpolation="nearest")
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
+    """A grid of images in [-1, 1] or [0, 1] (float) or uint8, saved losslessly."""
+    from torchvision.utils import make_grid
+    from PIL import Image
+
+    x = images.detach().cpu()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    elif x.min() < 0:
+        x = (x + 1) / 2
+    grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def log_image(loggers: Sequence, key: str, path: Path) -> None:
+    """Send a saved PNG to every logger that takes images (wandb, tensorboard)."""
+    for lg in loggers:
+        if hasattr(lg, "log_image"):  # WandbLogger
+            lg.log_image(key=key, images=[str(path)])
+        elif hasattr(getattr(lg, "experiment", None), "add_image"):  # TensorBoardLogger
+            from PIL import Image
+
+            lg.experiment.add_image(key, np.asarray(Image.open(path).convert("RGB")), dataformats="HWC")

@@ -1,0 +1,1 @@
+"""Metrics: mIoU helpers, FID, checkerboard score."""

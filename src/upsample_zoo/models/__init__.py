@@ -1,0 +1,1 @@
+"""Models that take their upsampler as configuration."""

@@ -1,0 +1,81 @@
+"""U-Net (Ronneberger et al. 2015) with BatchNorm, whose every decoder step is the configured upsampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+from upsample_zoo.upsamplers import Upsampler
+
+UpsamplerFactory = Callable[[int, int], Upsampler]
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UpBlock(nn.Module):
+    """upsample(c_in -> c_out) to the skip's exact size, concatenate the skip, DoubleConv."""
+
+    def __init__(self, in_channels: int, out_channels: int, upsampler: UpsamplerFactory) -> None:
+        super().__init__()
+        self.up = upsampler(in_channels, out_channels)
+        self.conv = DoubleConv(2 * out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x, output_size=skip.shape[-2:])
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class UNet(nn.Module):
+    """Encoder of ``depth`` 2x max-pool stages, mirrored decoder; any input size >= 2**depth works."""
+
+    def __init__(
+        self,
+        upsampler: UpsamplerFactory,
+        in_channels: int = 3,
+        num_classes: int = 21,
+        base_channels: int = 32,
+        depth: int = 4,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
+                            ("base_channels", base_channels), ("depth", depth)):
+            if int(value) <= 0:
+                raise ConfigError(f"UNet: model.{name} must be a positive integer, got {value}")
+        self.depth = depth
+        self.num_classes = num_classes
+        widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.stem = DoubleConv(in_channels, widths[0])
+        self.down = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(depth))
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(UpBlock(widths[i + 1], widths[i], upsampler) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+
+    @property
+    def total_stride(self) -> int:
+        return 2**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.total_stride:
+            raise ValueError(
+                f"UNet of depth {self.depth} needs inputs of at least {self.total_stride} px, got {tuple(x.shape[-2:])}"
+            )
+        skips = [self.stem(x)]
+        for block in self.down:
+            skips.append(block(self.pool(skips[-1])))
+        x = skips.pop()
+        for block in self.up:
+            x = block(x, skips.pop())
+        return self.head(x)

@@ -1,0 +1,1 @@
+"""LightningModules: losses, steps, metric logging, figures."""

@@ -1,0 +1,123 @@
+"""SegmentationTask: cross-entropy training with void ignored, mIoU/pixel accuracy, prediction grids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upsample_zoo.errors import DivergenceError
+from upsample_zoo.figures import log_image, save_prediction_grid
+from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
+
+VOID = 255
+
+
+class SegmentationTask(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        num_classes: int = 21,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = VOID,
+        figure_dir: str | None = None,
+        num_figure_images: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.ignore_index = ignore_index
+        self.figure_dir = Path(figure_dir) if figure_dir else None
+        self.num_figure_images = num_figure_images
+        self.val_cm = confusion_metric(num_classes, ignore_index)
+        self.test_cm = confusion_metric(num_classes, ignore_index)
+        self._figure_batch: tuple[torch.Tensor, ...] | None = None
+        self.test_pixels = 0  # pixels scored at test time (void excluded): the protocol's denominator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self._loss(self(x), y)
+        if not torch.isfinite(loss):
+            raise DivergenceError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}; "
+                "lower the learning rate (task.optimizer.lr) or check the inputs"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val/loss", self._loss(logits, y), on_epoch=True, batch_size=x.shape[0])
+        self.val_cm.update(logits.argmax(1), y)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = scores_from_confusion(self.val_cm.compute())
+        self.log("val/miou", scores["miou"].float(), prog_bar=True)
+        self.log("val/pixel_acc", scores["pixel_acc"].float())
+        self.val_cm.reset()
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.test_cm.update(logits.argmax(1), y)
+        if batch_idx == 0:
+            k = self.num_figure_images
+            self._figure_batch = (x[:k].cpu(), y[:k].cpu(), logits[:k].argmax(1).cpu())
+        self.test_logits_hook(logits, y)
+
+    def test_logits_hook(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Extension point for metrics on the class-probability maps (checkerboard score)."""
+
+    def on_test_epoch_end(self) -> None:
+        cm = self.test_cm.compute()
+        self.test_pixels = int(cm.sum())
+        scores = scores_from_confusion(cm)
+        self.log("test/miou", scores["miou"].float())
+        self.log("test/pixel_acc", scores["pixel_acc"].float())
+        for name, v in zip(self.class_names, scores["iou"]):
+            if torch.isfinite(v):
+                self.log(f"test/iou/{name}", v.float())
+        self.test_cm.reset()
+        if self._figure_batch is not None and self.figure_dir is not None:
+            path = save_prediction_grid(*self._figure_batch, self.figure_dir / "predictions.png")
+            log_image(self.loggers, "test/predictions", path)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "class_names", None):
+            self.class_names = list(dm.class_names)
+
+    def protocol(self) -> dict:
+        return {
+            "miou": "torchmetrics MulticlassConfusionMatrix accumulated over the whole test split at the "
+            f"original mask resolution, ignore_index={self.ignore_index}; IoU_c = TP/(TP+FP+FN); mIoU = mean "
+            "over classes with a non-empty union; test split = VOC val (test labels are not public); "
+            "weights of the last epoch",
+            "num_classes": self.num_classes,
+            "test_pixels": self.test_pixels,
+        }
+
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return opt
+        sched = self.scheduler_factory(optimizer=opt)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+

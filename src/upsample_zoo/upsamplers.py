@@ -1,0 +1,279 @@
+"""The upsampler zoo: one small nn.Module per operator, one shared contract.
+
+Contract (every class): ``__init__(in_channels, out_channels, scale=2, **options)`` and
+``forward(x, output_size=None)`` returning exactly ``(N, out_channels, H*scale, W*scale)``, or exactly
+``output_size`` when given. Models never ask which upsampler they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+
+SUPPORTED_SCALES = (2, 4)
+
+
+def conv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
+    """Output side of a convolution: floor((i + 2p - d(k-1) - 1) / s) + 1."""
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def tconv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0) -> int:
+    """Output side of a transposed convolution: (i-1)s - 2p + d(k-1) + 1 + output_padding."""
+    return (i - 1) * s - 2 * p + d * (k - 1) + 1 + output_padding
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def fit_to_size(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop or replicate-pad the bottom/right edge so that y has spatial ``size``.
+
+    Used by operators whose natural output is exactly ``scale x`` the input: a U-Net skip of odd
+    side s comes from floor(s/2) and needs one row or column less.
+    """
+    h, w = size
+    y = y[..., :h, :w]
+    ph, pw = h - y.shape[-2], w - y.shape[-1]
+    if ph or pw:
+        y = F.pad(y, (0, pw, 0, ph), mode="replicate")
+    return y
+
+
+class Upsampler(nn.Module):
+    """Shared contract: validation, the target size, and the cost report."""
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2) -> None:
+        super().__init__()
+        if int(in_channels) <= 0 or int(out_channels) <= 0:
+            raise ConfigError(
+                f"{type(self).__name__}: channels must be positive, got in_channels={in_channels}, "
+                f"out_channels={out_channels}"
+            )
+        if scale not in SUPPORTED_SCALES:
+            raise ConfigError(
+                f"{type(self).__name__}: scale={scale} is not supported; use one of {SUPPORTED_SCALES} "
+                "(upsampler.scale=2)"
+            )
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.scale = int(scale)
+
+    def target_size(self, x: torch.Tensor, output_size: Sequence[int] | None) -> tuple[int, int]:
+        if output_size is None:
+            return x.shape[-2] * self.scale, x.shape[-1] * self.scale
+        h, w = (int(v) for v in tuple(output_size)[-2:])
+        if h <= 0 or w <= 0:
+            raise ValueError(f"output_size must be positive, got {tuple(output_size)}")
+        return h, w
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}->{self.out_channels}, scale={self.scale}, params={self.num_parameters()}"
+
+
+class InterpConv(Upsampler):
+    """Parameter-free resampling, then a 1x1 conv that only changes channels (mmseg's InterpConv)."""
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2, mode: str = "bilinear") -> None:
+        super().__init__(in_channels, out_channels, scale)
+        if mode not in ("nearest", "bilinear", "bicubic"):
+            raise ConfigError(f"InterpConv: unknown mode {mode!r}; use nearest, bilinear or bicubic")
+        self.mode = mode
+        self.proj = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        size = self.target_size(x, output_size)
+        align = None if self.mode == "nearest" else False
+        # Project first when it shrinks channels: the same result (1x1 conv and linear resampling
+        # commute), with fewer channels to resample.
+        if self.out_channels < self.in_channels and self.mode != "bicubic":
+            return F.interpolate(self.proj(x), size=size, mode=self.mode, align_corners=align)
+        return self.proj(F.interpolate(x, size=size, mode=self.mode, align_corners=align))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, " + super().extra_repr()
+
+
+class ResizeConv(Upsampler):
+    """Resampling, then a k x k conv (Odena, Dumoulin, Olah 2016, "Deconvolution and Checkerboard Artifacts")."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, scale: int = 2, mode: str = "nearest", kernel_size: int = 3
+    ) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ConfigError(f"ResizeConv: kernel_size must be odd and positive, got {kernel_size}")
+        self.mode = mode
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        size = self.target_size(x, output_size)
+        align = None if self.mode == "nearest" else False
+        return self.conv(F.interpolate(x, size=size, mode=self.mode, align_corners=align))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, " + super().extra_repr()
+
+
+class TransposedConv(Upsampler):
+    """ConvTranspose2d. Defaults from scale: kernel 2*scale, stride scale, padding scale/2 (even overlap).
+
+    With ``strict=False`` any geometry is accepted (the seeds' worked examples use stride 1 and 4).
+    ``output_size`` is honoured through :func:`tconv_output_size`: the missing rows/columns become
+    ``output_padding``, exactly as the formula says (``nn.ConvTranspose2d(output_size=...)`` semantics).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        scale: int = 2,
+        kernel_size: int | Sequence[int] | None = None,
+        stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] | None = None,
+        output_padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        bias: bool = True,
+        strict: bool = True,
+    ) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        self.kernel_size = _pair(2 * scale if kernel_size is None else kernel_size)
+        self.stride = _pair(scale if stride is None else stride)
+        self.padding = _pair(scale // 2 if padding is None else padding)
+        self.output_padding = _pair(output_padding)
+        self.dilation = _pair(dilation)
+        if min(self.kernel_size) <= 0 or min(self.stride) <= 0 or min(self.padding) < 0:
+            raise ConfigError(
+                f"TransposedConv: kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding} must be positive (padding >= 0)"
+            )
+        if strict:
+            # The zoo contract: this geometry must map every side i to exactly scale * i.
+            for i in (1, 2, 7):
+                got = tuple(tconv_output_size(i, k, st, p, d, op) for k, st, p, d, op in zip(
+                    self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding))
+                if got != (scale * i, scale * i):
+                    raise ConfigError(
+                        f"TransposedConv: kernel_size={self.kernel_size}, stride={self.stride}, "
+                        f"padding={self.padding}, output_padding={self.output_padding} upsamples {i} px to "
+                        f"{got}, not scale={scale} x; fix the geometry (or use upsampler=tconv, which "
+                        "derives it from scale)"
+                    )
+        self.tconv = nn.ConvTranspose2d(
+            in_channels,
+            out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation=self.dilation,
+            bias=bias,
+        )
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.tconv.weight
+
+    def natural_size(self, h: int, w: int) -> tuple[int, int]:
+        """The output side with output_padding = 0."""
+        return tuple(  # type: ignore[return-value]
+            tconv_output_size(i, k, s, p, d)
+            for i, k, s, p, d in zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
+        )
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        if output_size is None:
+            op = self.output_padding
+        else:
+            target = self.target_size(x, output_size)
+            base = self.natural_size(x.shape[-2], x.shape[-1])
+            op = tuple(t - b for t, b in zip(target, base))
+            limits = [max(s, d) for s, d in zip(self.stride, self.dilation)]
+            if any(o < 0 or o >= lim for o, lim in zip(op, limits)):
+                # Out of output_padding's reach (e.g. asking 2i-1 from k4 s2 p1): produce the natural
+                # size and crop/pad the bottom-right edge, like the other operators.
+                y = F.conv_transpose2d(
+                    x, self.tconv.weight, self.tconv.bias, self.stride, self.padding, 0, 1, self.dilation
+                )
+                return fit_to_size(y, target)
+        return F.conv_transpose2d(
+            x,
+            self.tconv.weight,
+            self.tconv.bias,
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=op,
+            dilation=self.dilation,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"output_padding={self.output_padding}, " + super().extra_repr()
+        )
+
+
+class PixelShuffleUp(Upsampler):
+    """k x k conv to out*scale^2 channels, then PixelShuffle (Shi et al. 2016).
+
+    With ``icnr=True`` the conv is initialised with ICNR (Aitken et al. 2017): all scale^2 sub-pixel
+    kernels of an output channel start equal, so at init the layer equals conv + nearest upsampling.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, scale: int = 2, kernel_size: int = 3, icnr: bool = False
+    ) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ConfigError(f"PixelShuffleUp: kernel_size must be odd and positive, got {kernel_size}")
+        self.icnr = bool(icnr)
+        self.conv = nn.Conv2d(in_channels, out_channels * scale * scale, kernel_size, padding=kernel_size // 2)
+        self.shuffle = nn.PixelShuffle(scale)
+        if self.icnr:
+            self.reset_icnr()
+
+    @torch.no_grad()
+    def reset_icnr(self) -> None:
+        # Initialise one kernel per output channel as a plain conv would be, then copy it to the
+        # scale^2 sub-pixel positions. PixelShuffle reads channel c*r^2 + i as sub-position i of c.
+        r2 = self.scale * self.scale
+        base = nn.Conv2d(self.in_channels, self.out_channels, self.conv.kernel_size, padding=self.conv.padding)
+        self.conv.weight.copy_(base.weight.repeat_interleave(r2, dim=0))
+        self.conv.bias.copy_(base.bias.repeat_interleave(r2, dim=0))
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        size = self.target_size(x, output_size)
+        y = self.shuffle(self.conv(x))
+        return y if tuple(y.shape[-2:]) == size else fit_to_size(y, size)
+
+    def extra_repr(self) -> str:
+        return f"icnr={self.icnr}, " + super().extra_repr()
+
+
+def upsampler_parameters(module: nn.Module) -> int:
+    """Parameters held by the upsamplers inside a model (the cost the comparison is about)."""
+    return sum(m.num_parameters() for m in module.modules() if isinstance(m, Upsampler))
+
+
+__all__ = [
+    "SUPPORTED_SCALES",
+    "InterpConv",
+    "PixelShuffleUp",
+    "ResizeConv",
+    "TransposedConv",
+    "Upsampler",
+    "conv_output_size",
+    "fit_to_size",
+    "tconv_output_size",
+    "upsampler_parameters",
+]
+

@@ -1,0 +1,204 @@
+"""The zoo's contract, the seeds' worked examples, and the output-size formulas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+from upsample_zoo.upsamplers import (
+    InterpConv,
+    PixelShuffleUp,
+    TransposedConv,
+    Upsampler,
+    conv_output_size,
+    tconv_output_size,
+)
+
+from .conftest import ZOO, compose_cfg
+
+
+def _zoo(tmp_path, name: str, scale: int = 2, cin: int = 6, cout: int = 4) -> Upsampler:
+    cfg = compose_cfg([f"upsampler={name}", f"upsampler.scale={scale}"], tmp_path)
+    return instantiate(cfg.upsampler)(cin, cout)
+
+
+# ---- formulas ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,s,p,d", [(k, s, p, d) for k in (1, 2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)
+                                     for d in (1, 2) if p < k * d])
+def test_conv_formula_matches_conv2d(k, s, p, d):
+    conv = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)
+    for i in range(max(1, d * (k - 1) + 1 - 2 * p), 14):
+        assert conv(torch.zeros(1, 1, i, i)).shape[-1] == conv_output_size(i, k, s, p, d)
+
+
+@pytest.mark.parametrize("k,s,p,d,op", [(k, s, p, d, op) for k in (1, 2, 3, 4, 5) for s in (1, 2, 3)
+                                        for p in (0, 1) for d in (1, 2) for op in range(max(s, d))
+                                        if op < max(s, d) and (op < s or op < d)])
+def test_tconv_formula_matches_convtranspose2d(k, s, p, d, op):
+    tconv = nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, dilation=d, output_padding=op)
+    for i in range(1, 9):
+        want = tconv_output_size(i, k, s, p, d, op)
+        if want <= 0:
+            continue
+        assert tconv(torch.zeros(1, 1, i, i)).shape[-1] == want
+
+
+# ---- the seeds' worked examples, through TransposedConv with explicit geometry --------------------
+
+X = torch.tensor([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 1, 2, 2)
+K = torch.tensor([[4.0, 7.0], [2.0, 2.0]]).reshape(1, 1, 2, 2)
+
+
+def _tconv(k=2, s=1, p=0, cin=1, cout=1, weight=K) -> TransposedConv:
+    t = TransposedConv(cin, cout, kernel_size=k, stride=s, padding=p, bias=False, strict=False)
+    with torch.no_grad():
+        t.tconv.weight.copy_(weight)
+    return t
+
+
+def test_seed_basic_example():
+    assert torch.equal(_tconv()(X)[0, 0], torch.tensor([[0.0, 4, 7], [8, 28, 23], [4, 10, 6]]))
+
+
+def test_seed_padding_removes_outer_ring():
+    assert torch.equal(_tconv(p=1)(X)[0, 0], torch.tensor([[28.0]]))
+
+
+def test_seed_stride_4_places_kernels_apart():
+    want = torch.tensor([[0.0, 0, 0, 0, 4, 7], [0, 0, 0, 0, 2, 2], [0, 0, 0, 0, 0, 0],
+                         [0, 0, 0, 0, 0, 0], [8, 14, 0, 0, 12, 21], [4, 4, 0, 0, 6, 6]])
+    assert torch.equal(_tconv(s=4)(X)[0, 0], want)
+
+
+def test_seed_two_channel_example():
+    x = torch.tensor([[[0, 1.0], [2.0, 3.0]], [[4, 5], [7, 8]]]).reshape(1, 2, 2, 2)
+    k = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[4, 5], [2, 3]]]).reshape(2, 1, 2, 2)
+    out = _tconv(cin=2, weight=k)(x)
+    assert torch.equal(out[0, 0], torch.tensor([[16.0, 40, 26], [36, 93, 61], [18, 49, 33]]))
+
+
+def test_seed_2x2_k3_s2_gives_5x5():
+    t = TransposedConv(1, 1, kernel_size=3, stride=2, padding=0, strict=False)
+    assert t(torch.randn(1, 1, 2, 2)).shape[-2:] == (5, 5)
+
+
+def test_seed_conv_then_matching_tconv_restores_16():
+    x = torch.rand(1, 10, 16, 16)
+    conv = nn.Conv2d(10, 20, kernel_size=5, padding=2, stride=3)
+    tconv = TransposedConv(20, 10, kernel_size=5, stride=3, padding=2, strict=False)
+    assert conv(x).shape[-1] == 6
+    assert tconv(conv(x)).shape == x.shape
+
+
+def test_seed_output_size_12_6_11_and_12():
+    x = torch.randn(1, 16, 12, 12)
+    down = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+    up = TransposedConv(16, 16, kernel_size=3, stride=2, padding=1, strict=False)
+    y = down(x)
+    assert y.shape[-1] == 6
+    assert up(y).shape[-1] == 11
+    assert up(y, output_size=x.shape).shape[-2:] == (12, 12)
+    # and it is exactly nn.ConvTranspose2d's own output_size semantics
+    ref = nn.ConvTranspose2d(16, 16, 3, stride=2, padding=1)
+    ref.load_state_dict(up.tconv.state_dict())
+    assert torch.allclose(up(y, output_size=(12, 12)), ref(y, output_size=[12, 12]))
+
+
+# ---- the contract, for every zoo config ----------------------------------------------------------
+
+SCALES = [(n, s) for n in ZOO for s in (2, 4) if not (n == "tconv_k3" and s == 4)]
+
+
+@pytest.mark.parametrize("name,scale", SCALES)
+def test_contract_shapes_odd_sizes(tmp_path, name, scale):
+    up = _zoo(tmp_path, name, scale=scale)
+    for h, w in [(5, 7), (8, 8), (1, 3)]:
+        x = torch.randn(2, 6, h, w)
+        assert up(x).shape == (2, 4, h * scale, w * scale)
+        for target in [(h * scale - 1, w * scale - 1), (h * scale + 1, w * scale), (h * scale, w * scale - 1)]:
+            if min(target) > 0:
+                assert up(x, output_size=target).shape == (2, 4, *target)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_gradients_flow_and_params_reported(tmp_path, name):
+    up = _zoo(tmp_path, name, cin=64, cout=32)
+    x = torch.randn(2, 64, 5, 5, requires_grad=True)
+    up(x, output_size=(9, 11)).square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in up.parameters())
+    n = sum(p.numel() for p in up.parameters())
+    assert up.num_parameters() == n and f"params={n}" in up.extra_repr()
+
+
+def test_param_counts_by_hand(tmp_path):
+    """At 64->32 channels: weights + biases, hand arithmetic."""
+    want = {
+        "nearest": 64 * 32 + 32, "bilinear": 64 * 32 + 32, "bicubic": 64 * 32 + 32,
+        "tconv": 64 * 32 * 4 * 4 + 32, "tconv_k3": 64 * 32 * 3 * 3 + 32, "resize_conv": 64 * 32 * 9 + 32,
+        "pixel_shuffle": 64 * 128 * 9 + 128, "pixel_shuffle_icnr": 64 * 128 * 9 + 128,
+    }
+    assert set(want) == set(ZOO)
+    for name, n in want.items():
+        assert _zoo(tmp_path, name, cin=64, cout=32).num_parameters() == n, name
+
+
+def test_tconv_defaults_come_from_scale():
+    t2, t4 = TransposedConv(3, 3, scale=2), TransposedConv(3, 3, scale=4)
+    assert (t2.kernel_size, t2.stride, t2.padding) == ((4, 4), (2, 2), (1, 1))
+    assert (t4.kernel_size, t4.stride, t4.padding) == ((8, 8), (4, 4), (2, 2))
+
+
+def test_tconv_output_size_uses_output_padding_not_cropping():
+    """Within output_padding's reach the result equals ConvTranspose2d with that output_padding."""
+    t = TransposedConv(3, 2)  # k4 s2 p1: natural 2i, reachable 2i..2i+1
+    x = torch.randn(1, 3, 5, 6)
+    ref = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, output_padding=1)
+    ref.load_state_dict(t.tconv.state_dict())
+    assert torch.allclose(t(x, output_size=(11, 13)), ref(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_icnr_at_init_equals_conv_then_nearest(scale):
+    torch.manual_seed(0)
+    ps = PixelShuffleUp(5, 3, scale=scale, icnr=True)
+    x = torch.randn(2, 5, 6, 7)
+    w = ps.conv.weight[:: scale * scale]
+    b = ps.conv.bias[:: scale * scale]
+    want = F.interpolate(F.conv2d(x, w, b, padding=1), scale_factor=scale, mode="nearest")
+    assert torch.allclose(ps(x), want, atol=1e-6)
+    # default init does not have that structure
+    plain = PixelShuffleUp(5, 3, scale=scale)
+    y = plain(x)
+    assert not torch.allclose(y[..., ::scale, ::scale], y[..., 1::scale, ::scale])
+
+
+def test_bilinear_matches_resample_then_1x1():
+    up = InterpConv(8, 3, mode="bilinear")
+    x = torch.randn(2, 8, 5, 7)
+    want = up.proj(F.interpolate(x, size=(10, 14), mode="bilinear", align_corners=False))
+    assert torch.allclose(up(x), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [dict(scale=0), dict(scale=3), dict(in_channels=0), dict(out_channels=-2)])
+def test_invalid_hyperparameters_raise_config_error(bad):
+    kw = dict(in_channels=4, out_channels=4, scale=2) | bad
+    for cls in (InterpConv, TransposedConv, PixelShuffleUp):
+        with pytest.raises(ConfigError):
+            cls(**kw)
+
+
+def test_every_zoo_config_composes_and_is_an_upsampler(tmp_path):
+    for name, scale in SCALES:
+        assert isinstance(_zoo(tmp_path, name, scale=scale), Upsampler)
+
+
+def test_tconv_k3_refuses_scale_4(tmp_path):
+    """k3 s2 p1 op1 is a 2x geometry: asking it for 4x is a config error, not a silent 2x."""
+    with pytest.raises(ConfigError, match="not scale=4"):
+        _zoo(tmp_path, "tconv_k3", scale=4)
