@@ -42,8 +42,9 @@ def test_void_band_surrounds_objects(synth):
     # no object pixel touches background directly: a 255 band sits between them
     obj = (m != 0) & (m != 255)
     bg = m == 0
-    touching = (obj[:, 1:] & bg[:, :-1]) | (obj[:, :-1] & bg[:, 1:]) | (obj[1:] & bg[:-1]) | (obj[:-1] & bg[1:])
-    assert obj.any() and not touching.any()
+    horizontal = (obj[:, 1:] & bg[:, :-1]) | (obj[:, :-1] & bg[:, 1:])
+    vertical = (obj[1:] & bg[:-1]) | (obj[:-1] & bg[1:])
+    assert obj.any() and not horizontal.any() and not vertical.any()
 
 
 def test_generation_is_deterministic_and_reused(tmp_path, synth):
@@ -63,7 +64,7 @@ def test_joint_transform_keeps_image_and_mask_aligned():
     from torchvision import tv_tensors
 
     torch.manual_seed(0)
-    labels = torch.randint(0, 5, (50, 70))
+    labels = torch.randint(0, 5, (6, 8)).repeat_interleave(10, 0).repeat_interleave(10, 1)  # 10-px blocks
     image = tv_tensors.Image((labels * 50).to(torch.uint8).expand(3, -1, -1).clone())
     mask = tv_tensors.Mask(labels)
     for _ in range(5):
@@ -73,7 +74,8 @@ def test_joint_transform_keeps_image_and_mask_aligned():
         red = (x[0] * 0.229 + 0.485) * 255  # undo Normalize + ToDtype(scale)
         recovered = torch.round(red / 50).long()
         # nearest for the mask, antialiased bilinear for the image: interiors must agree
-        assert (recovered == y).float().mean() > 0.7
+        assert (recovered == y).float().mean() > 0.75
+        assert (recovered == y.flip(-1)).float().mean() < 0.6  # a misaligned pair would look like this
         assert set(y.unique().tolist()) <= set(range(5))
 
 
