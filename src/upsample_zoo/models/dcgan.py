@@ -1,0 +1,108 @@
+"""DCGAN (Radford et al. 2015) for 32x32 images, whose generator upsamples through the configured upsampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+from upsample_zoo.upsamplers import Upsampler
+
+UpsamplerFactory = Callable[[int, int], Upsampler]
+
+
+class Generator(nn.Module):
+    """z -> 4x4 maps -> three up stages (upsampler, BN, ReLU) 4->8->16->32 -> to-RGB conv -> tanh.
+
+    The to-RGB conv is there for fairness: every upsampler, learned or not, is followed by the same
+    trainable layer, so no operator has to double as the output layer (a bare 1x1-conv
+    interpolation or a tconv emitting RGB directly would compare different things).
+    """
+
+    def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, to_rgb_kernel: int = 3,
+                 out_channels: int = 3) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        widths = [4 * ngf, 2 * ngf, ngf, ngf]
+        self.project = nn.Sequential(
+            nn.Linear(z_dim, widths[0] * 4 * 4, bias=False),
+            nn.Unflatten(1, (widths[0], 4, 4)),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        self.stages = nn.ModuleList(
+            nn.ModuleDict({"up": upsampler(cin, cout), "bn": nn.BatchNorm2d(cout)})
+            for cin, cout in zip(widths[:-1], widths[1:])
+        )
+        self.to_rgb = nn.Conv2d(widths[-1], out_channels, to_rgb_kernel, padding=to_rgb_kernel // 2)
+
+    @property
+    def total_scale(self) -> int:
+        return 8
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z)
+        for stage in self.stages:
+            x = torch.relu(stage["bn"](stage["up"](x)))
+        return torch.tanh(self.to_rgb(x))
+
+
+class Discriminator(nn.Module):
+    """Strided 4x4 convs 32->16->8->4, LeakyReLU 0.2, BatchNorm (not on the first layer), a 4x4 logit."""
+
+    def __init__(self, ndf: int = 64, in_channels: int = 3) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, 2 * ndf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * ndf),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * ndf, 4 * ndf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4 * ndf),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * ndf, 1, 4, 1, 0),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's N(0, 0.02) init for the layers the paper owns; upsamplers keep their own init (ICNR!)."""
+    inside_upsamplers = {id(m) for up in module.modules() if isinstance(up, Upsampler) for m in up.modules()}
+    for m in module.modules():
+        if id(m) in inside_upsamplers:
+            continue
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGAN(nn.Module):
+    def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, ndf: int = 64,
+                 to_rgb_kernel: int = 3, image_size: int = 32) -> None:
+        super().__init__()
+        for name, value in (("z_dim", z_dim), ("ngf", ngf), ("ndf", ndf), ("to_rgb_kernel", to_rgb_kernel)):
+            if int(value) <= 0:
+                raise ConfigError(f"DCGAN: model.{name} must be a positive integer, got {value}")
+        if to_rgb_kernel % 2 == 0:
+            raise ConfigError(f"DCGAN: model.to_rgb_kernel must be odd (same padding), got {to_rgb_kernel}")
+        if image_size != 32:
+            raise ConfigError(f"DCGAN: model.image_size={image_size}; this generator makes 32x32 images (4->8->16->32)")
+        self.generator = Generator(upsampler, z_dim, ngf, to_rgb_kernel)
+        self.discriminator = Discriminator(ndf)
+        dcgan_init(self)
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
