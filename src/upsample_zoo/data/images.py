@@ -1,0 +1,414 @@
+"""Unlabelled image data for the GAN task: any folder of images, or CIFAR-10 through torchvision.
+
+One convention for every module here:
+- **Batches are plain image tensors** ``(B, 3, S, S)``, float32 in ``[-1, 1]`` (the range of the
+  generator's tanh), with ``S = image_size``. No labels.
+- ``train_dataloader`` shuffles and drops the last partial batch (BatchNorm in G and D sees full batches).
+- ``val_dataloader`` and ``test_dataloader`` yield the **real reference images** for FID and for the
+  real-image checkerboard baseline: the ``ref_split`` ("train" or "test"), capped at ``max_ref_images``,
+  in a fixed order, not shuffled, nothing dropped.
+- ``reference_images()`` returns the same reference set as one uint8 ``(N, 3, S, S)`` tensor (what
+  torchmetrics FID takes), independent of Lightning's ``limit_val_batches``.
+- ``describe()`` says what the run used (for results.json), including ``ref_fingerprint``: a hash of the
+  reference set's identity, for keying cached FID statistics.
+- Caps (``max_images``, ``max_ref_images``) take a seeded random subset (``subset_seed``), never the first
+  N sorted files, which in class-folder layouts would all be one class.
+
+Nothing read from a data folder is ever unpickled: folders are decoded as images by PIL, and
+torchvision's CIFAR-10 batches are only unpickled after torchvision has checked their official md5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.error
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from upsample_zoo.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+OFFLINE = "or use the offline data=cifar_synthetic"
+NO_IMAGES_HINT = ("point data.root at a folder of images, set data=cifar10 data.download=true to fetch "
+                  f"CIFAR-10 (needs a network), {OFFLINE}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Files and transforms
+# ----------------------------------------------------------------------------------------------
+
+
+def find_images(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[Path]:
+    """Every image file under ``folder``, recursively, sorted by relative path (deterministic).
+
+    Class subfolders are optional. Hidden files and folders (``.DS_Store``, ``._x.jpg``, ``.cache``)
+    are skipped; so is ``exclude`` (a test folder nested inside the train folder).
+    """
+    folder = Path(folder)
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and (excluded is None or Path(dirpath, d).resolve() != excluded)
+        )
+        found += [Path(dirpath, f) for f in filenames
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Decode one image file to uint8 (3, H, W) RGB; a corrupt file raises DataError naming it."""
+    try:
+        with Image.open(path) as im:
+            arr = np.array(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"corrupt or unreadable image {path}: {e}") from None
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def check_header(path: str | os.PathLike) -> None:
+    """Cheap eager check (reads only the header): a file that is not an image at all (empty, an HTML
+    error page, a half-written download) raises DataError naming it, in the main process, before any
+    DataLoader worker would wrap the message. Damage past the header shows when the file is decoded."""
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - the header is parsed by open(); touch it for clarity
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"corrupt or unreadable image {path}: {e}") from None
+
+
+def geometry_transform(image_size: int) -> v2.Transform:
+    """Resize the shorter side to ``image_size``, then centre-crop a square (a no-op on 32x32 CIFAR)."""
+    return v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+
+
+# uint8 [0, 255] -> float32 [-1, 1]
+TO_FLOAT = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of the loaders' scaling: float [-1, 1] -> uint8 [0, 255] (exact for loader outputs)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def seeded_subset(n: int, k: int | None, seed: int) -> np.ndarray:
+    """Indices of a deterministic random subset of ``k`` of ``n`` items, in ascending order; all when
+    ``k`` is None. Nested: the subset of size k is contained in the one of size k+1."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
+class ImageFileDataset(Dataset):
+    """Image files -> float32 (3, S, S) in [-1, 1]. ``load_uint8`` gives the same image before scaling."""
+
+    def __init__(self, files: list[Path], image_size: int, base: Path | None = None) -> None:
+        self.files = list(files)
+        self.base = base
+        self.image_size = image_size
+        self.geometry = geometry_transform(image_size)
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load_uint8(self, i: int) -> torch.Tensor:
+        return self.geometry(load_image(self.files[i]))
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return TO_FLOAT(self.load_uint8(i))
+
+    def fingerprint(self) -> str:
+        """Hash of the files' relative paths and bytes, and the output size: changes whenever the images do."""
+        if self._fingerprint is None:
+            h = hashlib.sha1(f"image_size={self.image_size}\n".encode())
+            for f in self.files:
+                rel = f.relative_to(self.base).as_posix() if self.base else f.name
+                h.update(f"{rel}\0".encode())
+                h.update(hashlib.sha1(f.read_bytes()).digest())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+
+class ArrayImageDataset(Dataset):
+    """In-memory uint8 (N, H, W, 3) images (CIFAR-10's arrays) -> float32 (3, S, S) in [-1, 1]."""
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, image_size: int, tag: str) -> None:
+        self.data = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2)  # a view, no copy
+        self.indices = np.asarray(indices)
+        self.image_size = image_size
+        self.geometry = geometry_transform(image_size)
+        self.tag = tag
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load_uint8(self, i: int) -> torch.Tensor:
+        return self.geometry(self.data[int(self.indices[i])].contiguous())
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return TO_FLOAT(self.load_uint8(i))
+
+    def fingerprint(self) -> str:
+        """Hash of the source (md5-checked by torchvision), the chosen indices and the output size."""
+        h = hashlib.sha1(f"{self.tag}\nimage_size={self.image_size}\n".encode())
+        h.update(np.ascontiguousarray(self.indices, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Data modules
+# ----------------------------------------------------------------------------------------------
+
+
+class _UnlabelledImageDataModule(L.LightningDataModule):
+    """Loaders, caps, ``describe`` and ``reference_images`` shared by the image-folder and CIFAR-10 modules.
+    Subclasses build ``self.train_set`` and ``self.ref_set`` in ``_build_sets``."""
+
+    name = "images"
+
+    def __init__(self, root: str, image_size: int = 32, ref_split: str = "train", batch_size: int = 64,
+                 val_batch_size: int | None = None, num_workers: int = 2, max_images: int | None = None,
+                 max_ref_images: int | None = None, subset_seed: int = 0, pin_memory: bool = False,
+                 crop_size: int | None = None) -> None:
+        super().__init__()
+        val_batch_size = batch_size if val_batch_size is None else val_batch_size
+        if image_size <= 0 or batch_size <= 0 or val_batch_size <= 0:
+            raise ConfigError(
+                f"data.image_size={image_size}, data.batch_size={batch_size}, "
+                f"data.val_batch_size={val_batch_size} must be positive"
+            )
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
+        for key, value in (("max_images", max_images), ("max_ref_images", max_ref_images)):
+            if value is not None and value <= 0:
+                raise ConfigError(f"data.{key} must be positive or null (all), got {value}")
+        if ref_split not in ("train", "test"):
+            raise ConfigError(f"data.ref_split must be 'train' or 'test', got {ref_split!r}")
+        self.root = str(root)
+        self.image_size = int(image_size)
+        self.ref_split = ref_split
+        self.batch_size, self.val_batch_size = int(batch_size), int(val_batch_size)
+        self.num_workers = int(num_workers)
+        self.max_images, self.max_ref_images = max_images, max_ref_images
+        self.subset_seed = int(subset_seed)
+        self.pin_memory = pin_memory
+        # crop_size is the segmentation task's key (debug=smoke sets it for every task); accepted so that
+        # configs compose, and ignored: GAN images are always image_size (the generator's output size).
+        self.ignored_crop_size = crop_size
+        self.train_set: Dataset | None = None
+        self.ref_set: Dataset | None = None
+        self.skipped: list[str] = []
+
+    def _build_sets(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self._build_sets()
+        if len(self.train_set) < self.batch_size:
+            raise DataError(
+                f"data.root={self.root} gives {len(self.train_set)} training images (data.max_images="
+                f"{self.max_images}), fewer than one batch (data.batch_size={self.batch_size}); lower "
+                "data.batch_size or add images"
+            )
+
+    def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.ref_set, self.val_batch_size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.ref_set, self.val_batch_size, train=False)
+
+    def reference_images(self, limit: int | None = None) -> torch.Tensor:
+        """The real reference images (``ref_split``, at most ``max_ref_images``, then at most ``limit``) as
+        one uint8 (N, 3, S, S) tensor, in the same order as ``val_dataloader``."""
+        self.setup()
+        n = len(self.ref_set) if limit is None else min(limit, len(self.ref_set))
+        if n == 0:
+            return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        return torch.stack([self.ref_set.load_uint8(i) for i in range(n)])
+
+    def describe(self) -> dict:
+        """What this run used, for results.json and for keying cached reference statistics."""
+        return {
+            "name": self.name, "root": self.root, "image_size": self.image_size,
+            "num_train": len(self.train_set) if self.train_set is not None else None,
+            "ref_split": self.ref_split,
+            "num_ref": len(self.ref_set) if self.ref_set is not None else None,
+            "ref_fingerprint": self.ref_set.fingerprint() if self.ref_set is not None else None,
+            "max_images": self.max_images, "max_ref_images": self.max_ref_images,
+            "subset_seed": self.subset_seed,
+            "num_skipped": len(self.skipped), "skipped_corrupt": list(self.skipped),
+        }
+
+
+class ImageFolderDataModule(_UnlabelledImageDataModule):
+    """Any folder of images (jpg/jpeg/png/bmp/webp), searched recursively; class subfolders optional.
+
+    Splits, relative to ``root``:
+    - ``train_subdir="auto"`` (default): ``root/train`` if that folder exists, else ``root`` itself.
+      ``None``/``""``/``"."``: ``root`` itself. Any other string: that subfolder.
+    - ``test_subdir="auto"`` (default): ``root/test`` if it exists, else none. ``None``: none.
+      A test folder inside the train folder is excluded from training.
+    So the CIFAR-10 JPEG layout (``train/<class>/*.jpg``, ``test/<class>/*.jpg``) and a flat folder of
+    photos both work without settings. ``ref_split="test"`` needs a test folder.
+
+    Corrupt files: by default ``setup`` reads every selected file's header (~30 us each) and a file that is
+    not an image fails there with a one-line DataError naming it; damage past the header fails when the
+    file is decoded (also naming it, though a DataLoader worker prefixes its own lines). With
+    ``skip_corrupt=True`` every selected file is fully decoded once in ``setup``; unreadable ones are
+    skipped with a warning (replaced by others to fill the caps) and listed in ``describe()``.
+    """
+
+    name = "image_folder"
+
+    def __init__(self, root: str, train_subdir: str | None = "auto", test_subdir: str | None = "auto",
+                 skip_corrupt: bool = False, **kwargs) -> None:
+        super().__init__(root=root, **kwargs)
+        self.train_subdir, self.test_subdir = train_subdir, test_subdir
+        self.skip_corrupt = skip_corrupt
+        self.train_dir: Path | None = None
+        self.test_dir: Path | None = None
+
+    def _resolve_dirs(self) -> tuple[Path, Path | None]:
+        root = Path(self.root)
+        hint = NO_IMAGES_HINT
+        if not root.is_dir():
+            raise DataError(f"image folder data.root={root} does not exist; {hint}")
+        if self.train_subdir == "auto":
+            train = root / "train" if (root / "train").is_dir() else root
+        elif self.train_subdir in (None, "", "."):
+            train = root
+        else:
+            train = root / self.train_subdir
+        if self.test_subdir == "auto":
+            test = root / "test" if (root / "test").is_dir() else None
+        elif self.test_subdir in (None, "", "."):
+            test = None
+        else:
+            test = root / self.test_subdir
+        for key, folder in (("train_subdir", train), ("test_subdir", test)):
+            if folder is not None and not folder.is_dir():
+                raise DataError(f"data.{key}: {folder} is not a folder under data.root={root}; {hint}")
+        if test is None and self.ref_split == "test":
+            raise ConfigError(
+                f"data.ref_split=test but data.root={root} has no test folder; set data.test_subdir "
+                "or data.ref_split=train"
+            )
+        return train, test
+
+    def _select(self, files: list[Path], cap: int | None) -> list[Path]:
+        """The seeded subset of ``files``; with skip_corrupt, decode each and refill past corrupt ones."""
+        if not self.skip_corrupt:
+            chosen = [files[i] for i in seeded_subset(len(files), cap, self.subset_seed)]
+            for f in chosen:
+                check_header(f)
+            return chosen
+        # the same permutation as seeded_subset, walked until `cap` readable files are found
+        order = (np.random.default_rng(self.subset_seed).permutation(len(files))
+                 if cap is not None and cap < len(files) else np.arange(len(files)))
+        good = []
+        for i in order:
+            if cap is not None and len(good) >= cap:
+                break
+            try:
+                load_image(files[i])
+                good.append(int(i))
+            except DataError as e:
+                if str(e) not in self.skipped:
+                    log.warning("skipping: %s", e)
+                    self.skipped.append(str(e))
+        return [files[i] for i in sorted(good)]
+
+    def _build_sets(self) -> None:
+        train_dir, test_dir = self._resolve_dirs()
+        self.train_dir, self.test_dir = train_dir, test_dir
+        train_files = find_images(train_dir, exclude=test_dir)
+        if not train_files:
+            where = "" if train_dir == Path(self.root) else f" in {train_dir}"
+            exts = "/".join(IMAGE_EXTENSIONS)
+            raise DataError(f"no images ({exts}) found under data.root={self.root}{where}; {NO_IMAGES_HINT}")
+        base = Path(self.root)
+        train = self._select(train_files, self.max_images)
+        if self.ref_split == "train":
+            ref_files = train_files
+        else:
+            ref_files = find_images(test_dir)
+            if not ref_files:
+                raise DataError(f"no images found in the test folder {test_dir} (data.ref_split=test)")
+        ref = self._select(ref_files, self.max_ref_images)
+        if not train:
+            raise DataError(f"every image under data.root={self.root} is corrupt; nothing left to train on")
+        self.train_set = ImageFileDataset(train, self.image_size, base)
+        self.ref_set = ImageFileDataset(ref, self.image_size, base)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "train_dir": str(self.train_dir) if self.train_dir else None,
+                "test_dir": str(self.test_dir) if self.test_dir else None}
+
+
+def open_cifar10(root: str, train: bool, download: bool):
+    """torchvision's CIFAR10 (it md5-checks the batches before unpickling them), with one-line errors."""
+    from torchvision.datasets import CIFAR10
+
+    offline = (f"point data.root at a copy holding cifar-10-batches-py/, {OFFLINE}, or data=image_folder "
+               "data.root=<a folder of images>")
+    try:
+        return CIFAR10(str(root), train=train, download=download)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        if not download:
+            raise DataError(
+                f"CIFAR-10 not found (or corrupt) under data.root={root} (expected "
+                f"{Path(root) / 'cifar-10-batches-py'}); set data.download=true to fetch it (170 MB, needs a "
+                f"network), {offline}"
+            ) from None
+        reason = str(e).splitlines()[0] if str(e) else ""
+        raise DataError(
+            f"could not download CIFAR-10 into data.root={root} ({type(e).__name__}: {reason}); "
+            f"with no network set data.download=false and {offline}"
+        ) from None
+
+
+class CIFAR10DataModule(_UnlabelledImageDataModule):
+    """CIFAR-10 via ``torchvision.datasets.CIFAR10(root, train=..., download=...)``, labels dropped.
+    Train = the 50k train split (capped by ``max_images``); the reference set is ``ref_split``.
+    ``skip_corrupt`` is accepted for config symmetry; torchvision verifies the files' md5 instead."""
+
+    name = "cifar10"
+
+    def __init__(self, root: str, download: bool = False, skip_corrupt: bool = False, **kwargs) -> None:
+        super().__init__(root=root, **kwargs)
+        self.download = download
+        self.skip_corrupt = skip_corrupt
+
+    def prepare_data(self) -> None:
+        open_cifar10(self.root, train=True, download=self.download)
+        open_cifar10(self.root, train=False, download=self.download)
+
+    def _build_sets(self) -> None:
+        train = open_cifar10(self.root, train=True, download=False)
+        keep = seeded_subset(len(train.data), self.max_images, self.subset_seed)
+        self.train_set = ArrayImageDataset(train.data, keep, self.image_size, "cifar10/train")
+        ref = train if self.ref_split == "train" else open_cifar10(self.root, train=False, download=False)
+        keep = seeded_subset(len(ref.data), self.max_ref_images, self.subset_seed)
+        self.ref_set = ArrayImageDataset(ref.data, keep, self.image_size, f"cifar10/{self.ref_split}")
