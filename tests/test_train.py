@@ -89,8 +89,8 @@ def test_real_voc_sample_full_resolution_with_void(zoo_root, tmp_path):
     assert res["dataset"]["num_train"] == 4 and res["dataset"]["num_val"] == 1
     assert 0 <= res["metrics"]["test/miou"] <= 1
     # genuine files: a 500-px-wide image evaluated at its own size, void present and ignored
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     val_id = (VOC_SAMPLE / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").read_text().split()[0]
     m = np.array(Image.open(VOC_SAMPLE / f"VOCdevkit/VOC2012/SegmentationClass/{val_id}.png"))

@@ -50,8 +50,8 @@ def save_prediction_grid(images: torch.Tensor, targets: torch.Tensor, preds: tor
 
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     """A grid of images in [-1, 1] or [0, 1] (float) or uint8, saved losslessly."""
-    from torchvision.utils import make_grid
     from PIL import Image
+    from torchvision.utils import make_grid
 
     x = images.detach().cpu()
     if x.dtype == torch.uint8:

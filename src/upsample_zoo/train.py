@@ -98,8 +98,10 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
     fit_s = time.perf_counter() - t0
+    # trainer.test() replaces callback_metrics: keep the last validation epoch's values first
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     trainer.test(task, datamodule=dm, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "val/"))}
+    metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     throughput = next((c for c in trainer.callbacks if hasattr(c, "images_per_second")), None)
     cost = {
         "params_total": sum(p.numel() for p in model.parameters()),

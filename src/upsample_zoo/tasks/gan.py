@@ -1,0 +1,224 @@
+"""GANTask: DCGAN training (non-saturating BCE, Adam 2e-4 / (0.5, 0.999), manual optimization),
+fixed-z sample grids, FID and the checkerboard score at test time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from upsample_zoo.errors import DivergenceError
+from upsample_zoo.figures import log_image, save_image_grid
+from upsample_zoo.metrics.spectral import CheckerboardScore
+from upsample_zoo.models.dcgan import DCGAN
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images to uint8, the form FID and the checkerboard score read."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+class GANTask(L.LightningModule):
+    def __init__(
+        self,
+        model: DCGAN,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        spectral_reg_weight: float = 0.0,
+        num_fake: int = 1000,
+        num_real: int = 1000,
+        fid_weights_path: str | None = None,
+        cache_dir: str | None = None,
+        val_fid_every_n_epochs: int = 0,
+        val_num_samples: int = 256,
+        sample_dir: str | None = None,
+        sample_grid_size: int = 64,
+        sample_seed: int = 1234,
+        data_name: str = "unknown",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.automatic_optimization = False
+        self.model = model
+        self.sample_dir = Path(sample_dir) if sample_dir else None
+        gen = torch.Generator().manual_seed(sample_seed)
+        self.register_buffer("fixed_z", torch.randn(sample_grid_size, model.z_dim, generator=gen), persistent=False)
+        scale = model.generator.total_scale
+        self.val_checkerboard = CheckerboardScore(scale=scale)
+        self.test_checkerboard = CheckerboardScore(scale=scale)
+        self._eval_tools: dict[str, Any] = {}  # FID metric and real stats: not module state
+
+    # -- training --------------------------------------------------------------------------------
+    @property
+    def generator(self) -> torch.nn.Module:
+        return self.model.generator
+
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        return self.model.discriminator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def _check_finite(self, **losses: torch.Tensor) -> None:
+        bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v)}
+        if bad:
+            raise DivergenceError(
+                f"GAN diverged: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch "
+                f"{self.current_epoch}, step {self.global_step}; the last good checkpoint is kept; lower "
+                "task.lr or change the seed"
+            )
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        opt_g, opt_d = self.optimizers()
+        z = torch.randn(real.shape[0], self.model.z_dim, device=self.device)
+        fake = self.generator(z)
+
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        self._check_finite(loss_d=loss_d)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+
+        d_gen = self.discriminator(fake)
+        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))  # non-saturating
+        if self.hparams.spectral_reg_weight > 0:
+            from upsample_zoo.metrics.spectral import spectral_loss
+
+            loss_g = loss_g + self.hparams.spectral_reg_weight * spectral_loss(fake, real)
+        self._check_finite(loss_g=loss_g)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+
+        bs = real.shape[0]
+        self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, prog_bar=True, on_step=True,
+                      on_epoch=True, batch_size=bs)
+        self.log_dict({"train/d_real": torch.sigmoid(d_real).mean(), "train/d_fake": torch.sigmoid(d_fake).mean()},
+                      on_step=False, on_epoch=True, batch_size=bs)
+
+    def configure_optimizers(self):
+        lr, betas = self.hparams.lr, tuple(self.hparams.betas)
+        return (torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas))
+
+    # -- sampling --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
+        """n images in [-1, 1] from a seeded z, in eval mode (BN running stats), on the CPU."""
+        was_training = self.generator.training
+        self.generator.eval()
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for i in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - i), self.model.z_dim, generator=gen).to(self.device)
+            out.append(self.generator(z).float().cpu())
+        self.generator.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, 3, 32, 32)
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _datamodule(self):
+        return getattr(self.trainer, "datamodule", None)
+
+    def _fid_metric(self):
+        """Built on first use and kept out of the module tree, so checkpoints don't carry Inception."""
+        if "fid" not in self._eval_tools:
+            from upsample_zoo.metrics.fid import build_fid_metric
+
+            self._eval_tools["fid"] = build_fid_metric(
+                self.hparams.cache_dir or ".cache", weights_path=self.hparams.fid_weights_path, device=self.device
+            )
+        return self._eval_tools["fid"]
+
+    def _fill_real_stats(self) -> None:
+        from upsample_zoo.metrics.fid import load_or_compute_real_stats
+
+        dm = self._datamodule()
+        info = dm.describe()
+        ref = dm.reference_images(limit=self.hparams.num_real)
+        key = {"dataset": info["name"], "split": info["ref_split"], "n_real": int(ref.shape[0]),
+               "resolution": int(ref.shape[-1]), "fingerprint": info.get("ref_fingerprint")}
+        stats = load_or_compute_real_stats(self._fid_metric(), self.hparams.cache_dir or ".cache", key,
+                                           real_batches=lambda: ref.split(100))
+        self._eval_tools["real_stats"] = stats
+        self._eval_tools["ref_split"] = info["ref_split"]
+
+    def fid(self, num_fake: int, seed: int) -> float:
+        """FID of ``num_fake`` seeded samples against the cached real statistics."""
+        metric = self._fid_metric()
+        if "real_stats" not in self._eval_tools:
+            self._fill_real_stats()
+        metric.reset()  # fake states only: the real statistics survive reset()
+        for chunk in self.sample(num_fake, seed=seed).split(100):
+            metric.update(to_uint8(chunk).to(metric.device), real=False)
+        return float(metric.compute())
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.val_checkerboard.update(to_uint8(real), real=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.sample_dir is not None:
+            self.generator.eval()
+            with torch.no_grad():
+                grid = self.generator(self.fixed_z)
+            self.generator.train()
+            path = save_image_grid(grid, self.sample_dir / "samples" / f"epoch_{self.current_epoch:03d}.png")
+            log_image(self.loggers, "val/samples", path)
+        fake = self.sample(self.hparams.val_num_samples, seed=self.hparams.sample_seed + 1)
+        self.val_checkerboard.update(to_uint8(fake).to(self.device))
+        scores = self.val_checkerboard.compute()
+        self.log("val/checkerboard_db", scores["checkerboard_db"].float())
+        self.val_checkerboard.reset()
+        every = self.hparams.val_fid_every_n_epochs
+        if every and (self.current_epoch + 1) % every == 0 and not self.trainer.sanity_checking:
+            self.log("val/fid", self.fid(self.hparams.num_fake, seed=self.hparams.sample_seed + 2))
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.test_checkerboard.update(to_uint8(real), real=True)
+
+    def on_test_epoch_end(self) -> None:
+        from upsample_zoo.metrics.spectral import azimuthal_spectrum, save_azimuthal_figure, save_spectrum_figure
+
+        n_fake = self.hparams.num_fake
+        fid = self.fid(n_fake, seed=self.hparams.sample_seed + 3)
+        self.log("test/fid", fid)
+        fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)
+        self.test_checkerboard.update(to_uint8(fake).to(self.device))
+        for k, v in self.test_checkerboard.compute().items():
+            self.log(f"test/{k}", v.float())
+        stats = self._eval_tools["real_stats"]
+        self._eval_tools["protocol"] = {"n_real": int(stats.n), "n_fake": n_fake}
+        if self.sample_dir is not None:
+            grid = save_image_grid(fake[:64], self.sample_dir / "samples.png")
+            log_image(self.loggers, "test/samples", grid)
+            spec = save_spectrum_figure(self.test_checkerboard.mean_power(),
+                                        self.sample_dir / "spectrum_2d.png", "generated: mean log-power")
+            ref = self._datamodule().reference_images(limit=min(self.hparams.num_real, 2000))
+            curves = {"generated": azimuthal_spectrum(to_uint8(fake)), "real": azimuthal_spectrum(ref)}
+            az = save_azimuthal_figure({k: (v.freqs, v.mean) for k, v in curves.items()},
+                                       self.sample_dir / "spectrum_azimuthal.png")
+            log_image(self.loggers, "test/spectrum_2d", spec)
+            log_image(self.loggers, "test/spectrum_azimuthal", az)
+        self.test_checkerboard.reset()
+
+    def protocol(self) -> dict:
+        from upsample_zoo.metrics.fid import fid_protocol
+
+        p = self._eval_tools.get("protocol")
+        if not p:
+            return {}
+        weights = self._fid_metric().fid_weights
+        return {
+            "fid": fid_protocol(p["n_real"], p["n_fake"], self._eval_tools.get("ref_split", "train"), weights.label),
+            "fid_weights": {"source": weights.source, "digest": weights.digest},
+            "checkerboard": "upsample_zoo.metrics.spectral, scale 8 (3 x2 stages), generated uint8 samples vs "
+            "real reference images of the same size",
+        }

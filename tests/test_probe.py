@@ -1,0 +1,120 @@
+"""The init-time probe (issue 5): every upsampler config is found, the Odena/Aitken ordering holds, the
+outputs are written, and the score separates checkerboarded image sets from clean ones on decoders the
+probe never uses (hold-out)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from upsample_zoo.metrics.spectral import CheckerboardScore, one_over_f_images
+from upsample_zoo.probe import CONFIG_DIR, NATURAL, load_zoo, main, run_probe, to_uint8
+from upsample_zoo.upsamplers import PixelShuffleUp, ResizeConv, TransposedConv
+
+
+def test_load_zoo_builds_every_config():
+    factories, skipped = load_zoo()
+    names = {p.stem for p in (Path(CONFIG_DIR) / "upsampler").glob("*.yaml")}
+    assert set(factories) | set(skipped) == names
+    assert {"tconv", "tconv_k3", "pixel_shuffle", "pixel_shuffle_icnr", "resize_conv", "bilinear"} <= set(factories)
+    assert factories["tconv"](4, 2)(torch.zeros(1, 4, 5, 5)).shape == (1, 2, 10, 10)
+
+
+def test_load_zoo_skips_configs_that_do_not_build(tmp_path):
+    (tmp_path / "upsampler").mkdir()
+    shutil.copy(Path(CONFIG_DIR) / "upsampler" / "tconv_k3.yaml", tmp_path / "upsampler")
+    shutil.copy(Path(CONFIG_DIR) / "upsampler" / "bilinear.yaml", tmp_path / "upsampler")
+    (tmp_path / "upsampler" / "broken.yaml").write_text("_target_: upsample_zoo.upsamplers.NoSuchThing\n"
+                                                        "_partial_: true\n")
+    factories, skipped = load_zoo(tmp_path, scale=4)  # k3 s2 p1 op1 cannot upsample x4
+    assert set(factories) == {"bilinear"}
+    assert set(skipped) == {"tconv_k3", "broken"}
+    assert "scale=4" in skipped["tconv_k3"]
+
+
+PROBED = ["tconv", "tconv_k3", "pixel_shuffle", "pixel_shuffle_icnr", "resize_conv", "bilinear"]
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return run_probe(seeds=2, quick=True, only=PROBED)
+
+
+def test_probe_ordering(probe):
+    """Odena et al. 2016 and Aitken et al. 2017 as numbers: far above 0 dB vs at or below about 0 dB."""
+    def db(name: str, setting: str) -> float:
+        return probe.stat(name, setting, "checkerboard_db")[0]
+
+    assert set(probe.values) == {NATURAL, *PROBED}
+    for setting in ("layer", "decoder"):
+        assert db("tconv_k3", setting) > 10
+        assert db("pixel_shuffle_icnr", setting) < 3
+        assert min(db(n, setting) for n in ("tconv", "tconv_k3", "pixel_shuffle")) > 10
+        assert max(db(n, setting) for n in ("resize_conv", "bilinear", "pixel_shuffle_icnr", NATURAL)) < 1
+    # The amplitude tells the same story in 8-bit levels.
+    assert probe.stat("tconv_k3", "layer", "checkerboard_amp")[0] > 10
+    assert probe.stat("pixel_shuffle_icnr", "layer", "checkerboard_amp")[0] < 1
+
+
+def test_main_writes_table_json_and_chart(tmp_path, capsys):
+    configs = tmp_path / "configs"
+    (configs / "upsampler").mkdir(parents=True)
+    for name in ("tconv_k3", "pixel_shuffle_icnr"):
+        shutil.copy(Path(CONFIG_DIR) / "upsampler" / f"{name}.yaml", configs / "upsampler")
+    out = tmp_path / "probe"
+    assert main(["--quick", "--seeds", "1", "--out", str(out), "--configs", str(configs)]) == 0
+    md = (out / "probe.md").read_text()
+    assert "| upsampler | layer checkerboard_db" in md
+    assert all(f"| {n} |" in md for n in ("tconv_k3", "pixel_shuffle_icnr", NATURAL))
+    data = json.loads((out / "probe.json").read_text())
+    assert data["seeds"] == 1 and set(data["values"]) == {NATURAL, "tconv_k3", "pixel_shuffle_icnr"}
+    assert (out / "probe.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == ["probe.json", "probe.md", "probe.png"]
+    assert "tconv_k3" in capsys.readouterr().out
+
+
+# ---- hold-out: decoders, inputs and seeds that the probe and the issue's numbers never used ------
+
+KINDS = {
+    "tconv": lambda a, b: TransposedConv(a, b, 2),
+    "tconv_k3": lambda a, b: TransposedConv(a, b, 2, kernel_size=3, stride=2, padding=1, output_padding=1),
+    "pixel_shuffle": lambda a, b: PixelShuffleUp(a, b, 2),
+    "resize_conv": lambda a, b: ResizeConv(a, b, 2, mode="nearest"),
+    "pixel_shuffle_icnr": lambda a, b: PixelShuffleUp(a, b, 2, icnr=True),
+}
+FAMILIES = {  # widths, activation, 4x4 input
+    "gaussian, wide": ((64, 32, 16, 3), nn.ReLU, torch.randn),
+    "uniform, leaky": ((3, 16, 16, 3), lambda: nn.LeakyReLU(0.2), torch.rand),
+    "relu'd gaussian": ((16, 16, 8, 3), nn.ReLU, lambda *s: torch.randn(*s).relu()),
+}
+
+
+def _decoder_set(kind: str, family: str) -> float:
+    """One image set: 3 random-init decoders x 16 images, scored as one set (power pooled)."""
+    widths, act, noise = FAMILIES[family]
+    metric = CheckerboardScore(scale=8)
+    for seed in range(100, 103):
+        torch.manual_seed(seed)
+        mods: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
+            mods += [KINDS[kind](cin, cout)] + ([act()] if i < len(widths) - 2 else [])
+        with torch.no_grad():
+            metric.update(to_uint8(nn.Sequential(*mods)(noise(16, widths[0], 4, 4))))
+    return metric.compute()["checkerboard_db"].item()
+
+
+def test_holdout_separates_checkerboarded_from_clean_sets():
+    checkered = {(k, f): _decoder_set(k, f) for k in ("tconv", "tconv_k3", "pixel_shuffle") for f in FAMILIES}
+    clean = {(k, f): _decoder_set(k, f) for k in ("resize_conv", "pixel_shuffle_icnr") for f in FAMILIES}
+    for beta, std in ((0.8, 0.1), (1.3, 0.2)):
+        m = CheckerboardScore(scale=8)
+        m.update(one_over_f_images(48, 3, 32, seed=500, beta=beta, std=std))
+        clean[("natural", f"beta={beta}, std={std}")] = m.compute()["checkerboard_db"].item()
+    assert max(clean.values()) <= 3, clean
+    assert min(checkered.values()) - max(clean.values()) >= 10, (checkered, clean)

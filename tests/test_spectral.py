@@ -1,0 +1,307 @@
+"""The checkerboard score (issue 5): a numpy re-implementation as the golden reference, generated images
+with known patterns, batch-split invariance, azimuthal spectra, the spectral regulariser and figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upsample_zoo.metrics.spectral import (
+    CheckerboardScore,
+    azimuthal_spectrum,
+    checkerboard_score,
+    mean_log_spectrum,
+    one_over_f_images,
+    save_azimuthal_figure,
+    save_spectrum_figure,
+    spectral_loss,
+)
+from upsample_zoo.upsamplers import TransposedConv
+
+KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
+        "blockiness_db"}
+
+
+# ---- golden reference: the issue's definition written out in numpy, loop by loop ----------------
+
+def _np_spectrum(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape[-2:]
+    win = np.outer(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(h) / h), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(w) / w))
+    a = a - a.mean(axis=(-2, -1), keepdims=True)
+    return (np.abs(np.fft.fft2(a * win)) ** 2).mean(axis=(0, 1)) / (win**2).sum()
+
+
+def _np_peak_bg(p: np.ndarray, ky: int, kx: int) -> tuple[float, float]:
+    h, w = p.shape
+
+    def v(dy: int, dx: int) -> float:
+        return p[(ky + dy) % h, (kx + dx) % w]
+
+    near, far = (-1, 0, 1), (-4, -3, -2, 2, 3, 4)
+    peak = np.mean([v(i, j) for i in near for j in near])
+    strips = [
+        [v(0, k) for k in far],  # horizontal
+        [v(k, 0) for k in far],  # vertical
+        [v(k, k) for k in far],  # diagonal
+        [v(k, -k) for k in far],  # anti-diagonal
+    ]
+    return float(peak), float(max(np.median(s) for s in strips))
+
+
+def _np_db(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
+    return max(10 * np.log10(pk / bg) for pk, bg in (_np_peak_bg(p, *b) for b in bins))
+
+
+def _np_radial(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = p.shape
+    side = min(h, w)
+    r = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
+    idx = np.round(r * side).astype(int)
+    n = side // 2 + 1
+    return np.arange(n) / side, np.array([p[idx == k].mean() for k in range(n)])
+
+
+def np_checkerboard(x: np.ndarray, s: int, ref: np.ndarray | None = None) -> dict[str, float]:
+    _, _, H, W = x.shape
+    c = min(max(4, s), min(H, W) // 16)
+    m = int(np.lcm(s, 2))
+    h, w = (H - 2 * c) // m * m, (W - 2 * c) // m * m
+    grad = np.abs(np.diff(x, axis=-1))[..., :-1, :] + np.abs(np.diff(x, axis=-2))[..., :, :-1]
+    p, g = _np_spectrum(x[..., c:c + h, c:c + w]), _np_spectrum(grad[..., c:c + h, c:c + w])
+    nyq = [(h // 2, 0), (0, w // 2), (h // 2, w // 2)]
+    period = 2
+    for q in range(2, s + 1):
+        if s % q == 0 and min(h, w) / q >= 8:
+            period = q
+    grid = [(i * h // period, j * w // period) for i in range(period) for j in range(period) if i or j]
+    excess = sum(max(pk - bg, 0.0) for pk, bg in (_np_peak_bg(p, *b) for b in nyq))
+    out = {
+        "checkerboard_db": _np_db(p, nyq),
+        "checkerboard_grid_max_db": _np_db(p, grid),
+        "checkerboard_grid_period": float(period),
+        "checkerboard_amp": 255 * np.sqrt(9 * excess / (h * w)),
+        "blockiness_db": _np_db(g, nyq),
+    }
+    if ref is not None:
+        pr = _np_spectrum(ref[..., c:c + h, c:c + w])
+        out["checkerboard_db_ref"] = _np_db(pr, nyq)
+        f, sg = _np_radial(p)
+        _, sr = _np_radial(pr)
+        d = 10 * np.log10(sg / sr)
+        out["spectral_hf_gap_db"] = d[(f >= 0.375) & (f <= 0.5)].mean() - d[(f >= 0.05) & (f <= 0.2)].mean()
+    return out
+
+
+def checker(h: int, w: int) -> torch.Tensor:
+    i, j = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    return ((-1.0) ** (i + j)).expand(h, w)
+
+
+@pytest.fixture(scope="module")
+def natural() -> torch.Tensor:
+    return one_over_f_images(16, 3, 64, seed=3).float() / 255
+
+
+# ---- the definition ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale,shape", [(2, (40, 52)), (4, (64, 64)), (8, (32, 32))])
+def test_matches_numpy_reference(scale, shape):
+    """Every output against an independent float64 numpy implementation, on non-trivial inputs."""
+    x = one_over_f_images(6, 3, shape, seed=scale).float() / 255
+    x = x + 2 / 255 * checker(*shape) + 1 / 255 * torch.cos(torch.arange(shape[1]) * torch.pi / 2)
+    ref = one_over_f_images(5, 3, shape, seed=99).float() / 255
+    got = checkerboard_score(x, scale=scale, ref=ref)
+    want = np_checkerboard(x.double().numpy(), scale, ref.double().numpy())
+    assert set(got) == KEYS | {"checkerboard_db_ref", "spectral_hf_gap_db"}
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-3, abs=1e-2), k
+
+
+def test_natural_images_read_near_zero(natural):
+    r = checkerboard_score(natural, scale=2)
+    assert set(r) == KEYS
+    assert abs(r["checkerboard_db"]) < 2
+    assert abs(r["checkerboard_grid_max_db"]) < 2
+    assert r["checkerboard_amp"] < 0.5
+
+
+@pytest.mark.parametrize("as_uint8", [False, True])
+def test_checkerboard_detected_and_amplitude_recovered(natural, as_uint8):
+    x = natural + 5 / 255 * checker(64, 64)
+    if as_uint8:
+        x = (x * 255).round().clamp(0, 255).to(torch.uint8)
+    r = checkerboard_score(x, scale=2)
+    assert r["checkerboard_db"] > 10
+    assert r["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+def test_vertical_stripes_caught_by_grid_max(natural):
+    stripes = (-1.0) ** torch.arange(64)  # (-1)^j: varies along x
+    r = checkerboard_score(natural + 5 / 255 * stripes, scale=2)
+    assert r["checkerboard_grid_max_db"] > 10
+    assert r["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+def test_period_four_pattern_only_on_the_grid(natural):
+    """At s=4 and 64 px the grid has period 4: a period-4 pattern is caught there, not at Nyquist.
+    (It sits at a quarter of the sampling rate, where 1/f images have 4x the power of the corner.)"""
+    base = checkerboard_score(natural, scale=4)
+    r = checkerboard_score(natural + 12 / 255 * torch.cos(torch.arange(64) * torch.pi / 2), scale=4)
+    assert r["checkerboard_grid_period"] == 4
+    assert r["checkerboard_grid_max_db"] - base["checkerboard_grid_max_db"] > 8
+    assert r["checkerboard_db"] == pytest.approx(base["checkerboard_db"], abs=0.5)
+
+
+def _edges(h: int, w: int) -> dict[str, torch.Tensor]:
+    i, j = torch.arange(h)[:, None].float(), torch.arange(w)[None, :].float()
+    return {
+        "horizontal edge": 0.3 * (i >= h // 2).float().expand(h, w),
+        "vertical edge": 0.3 * (j >= w // 2).float().expand(h, w),
+        "diagonal edge": 0.3 * (i > j).float(),
+        "ramp": 0.3 * (j / w).expand(h, w),
+        "vertical ramp": 0.3 * (i / h).expand(h, w),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_edges(64, 64)))
+def test_edges_and_ramps_do_not_raise_the_score(natural, kind):
+    base = checkerboard_score(natural, scale=2)
+    r = checkerboard_score(natural + _edges(64, 64)[kind], scale=2)
+    assert r["checkerboard_db"] - base["checkerboard_db"] < 2
+    assert r["checkerboard_grid_max_db"] - base["checkerboard_grid_max_db"] < 2
+
+
+def test_nearest_blockiness_is_not_a_checkerboard():
+    """Nearest x2 upsampling makes 2x2 blocks: blockiness fires, the checkerboard does not."""
+    x = F.interpolate(one_over_f_images(16, 3, 32, seed=5).float() / 255, scale_factor=2, mode="nearest")
+    r = checkerboard_score(x, scale=2)
+    assert r["blockiness_db"] > 10
+    assert r["checkerboard_db"] < 2
+
+
+def test_uint8_and_float_agree(natural):
+    u = (natural * 255).round().to(torch.uint8)
+    a, b = checkerboard_score(u), checkerboard_score(u.float() / 255)
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-4)
+
+
+def test_too_small_and_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="at least"):
+        checkerboard_score(torch.rand(2, 3, 10, 10))
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        checkerboard_score(torch.rand(3, 32, 32))
+    with pytest.raises(TypeError):
+        checkerboard_score(torch.zeros(1, 1, 32, 32, dtype=torch.int32))
+
+
+# ---- the Metric ----------------------------------------------------------------------------------
+
+def test_metric_is_batch_split_invariant():
+    a = one_over_f_images(5, 3, 48, seed=1).float() / 255 + 3 / 255 * checker(48, 48)
+    b = one_over_f_images(7, 3, 48, seed=2).float() / 255
+    r1, r2 = one_over_f_images(4, 3, 48, seed=7), one_over_f_images(3, 3, 48, seed=8)
+    split, whole = CheckerboardScore(scale=2), CheckerboardScore(scale=2)
+    split.update(a)
+    split.update(r1, real=True)
+    split.update(b)
+    split.update(r2, real=True)
+    whole.update(torch.cat([a, b]))
+    whole.update(torch.cat([r1, r2]), real=True)
+    s, w = split.compute(), whole.compute()
+    assert set(s) == KEYS | {"checkerboard_db_ref", "spectral_hf_gap_db"}
+    for k in s:
+        assert s[k].item() == pytest.approx(w[k].item(), abs=1e-4), k
+    assert w["checkerboard_db"].item() == pytest.approx(checkerboard_score(torch.cat([a, b]))["checkerboard_db"],
+                                                        abs=1e-4)
+
+
+def test_metric_forward_reset_and_empty():
+    m = CheckerboardScore(scale=2)
+    with pytest.raises(RuntimeError, match="no"), pytest.warns(UserWarning, match="before the ``update``"):
+        m.compute()
+    x = one_over_f_images(4, 3, 32, seed=1)
+    batch = m(x)  # forward: this batch's value, and the running state keeps it
+    assert batch["checkerboard_db"].item() == pytest.approx(checkerboard_score(x)["checkerboard_db"], abs=1e-4)
+    assert m.count.item() == 12
+    with pytest.raises(ValueError, match="share a size"):
+        m.update(one_over_f_images(2, 3, 48, seed=1))
+    m.reset()
+    assert m.count.item() == 0
+
+
+def test_reference_outputs_and_hf_gap():
+    real = one_over_f_images(16, 3, 64, seed=11).float() / 255
+    same = one_over_f_images(16, 3, 64, seed=12).float() / 255
+    r = checkerboard_score(same, ref=real)
+    assert abs(r["spectral_hf_gap_db"]) < 1
+    assert abs(r["checkerboard_db_ref"]) < 2
+    blurred = F.avg_pool2d(F.pad(same, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    assert checkerboard_score(blurred, ref=real)["spectral_hf_gap_db"] < -3
+    noisy = same + 24 / 255 * torch.randn(same.shape, generator=torch.Generator().manual_seed(0))
+    assert checkerboard_score(noisy, ref=real)["spectral_hf_gap_db"] > 2
+    cb = checkerboard_score(same + 5 / 255 * checker(64, 64), ref=real)
+    assert cb["checkerboard_db"] - cb["checkerboard_db_ref"] > 10
+
+
+# ---- spectra, regulariser, figures ---------------------------------------------------------------
+
+def test_azimuthal_spectrum_white_and_one_over_f():
+    g = torch.Generator().manual_seed(0)
+    white = 0.5 + 0.1 * torch.randn(8, 3, 64, 64, generator=g)
+    az = azimuthal_spectrum(white)
+    assert az.per_image.shape == (8, 33) and az.mean.shape == (33,)
+    assert az.freqs[0] == 0 and az.freqs[-1] == pytest.approx(0.5)
+    band = (az.freqs >= 0.05) & (az.freqs <= 0.45)
+    # A periodic Hann window keeps E[P] = sigma^2 for white noise.
+    assert torch.allclose(az.mean[band], torch.full_like(az.mean[band], 0.01), rtol=0.15)
+    pink = azimuthal_spectrum(one_over_f_images(8, 3, 64, seed=1, quantize=False))
+    band = (pink.freqs >= 0.05) & (pink.freqs <= 0.4)
+    slope = np.polyfit(np.log(pink.freqs[band].numpy()), np.log(pink.mean[band].numpy()), 1)[0]
+    assert slope == pytest.approx(-2.0, abs=0.3)  # amplitude 1/f -> power 1/f^2
+
+
+def test_mean_log_spectrum_is_centred():
+    x = 0.5 + 0.2 * torch.cos(2 * torch.pi * 4 * torch.arange(64) / 64).expand(2, 1, 64, 64)
+    db = mean_log_spectrum(x)
+    assert db.shape == (64, 64)
+    peak = divmod(int(db.argmax()), 64)
+    assert peak in {(32, 28), (32, 36)}
+
+
+def test_spectral_loss_gradient_reaches_generator_weights():
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(8, 8 * 16 * 16), nn.Unflatten(1, (8, 16, 16)), nn.ReLU(),
+                        TransposedConv(8, 3, scale=2), nn.Sigmoid())
+    real = one_over_f_images(8, 3, 32, seed=0)
+    z = torch.randn(8, 8)
+    loss = spectral_loss(gen(z), real)
+    assert spectral_loss(real.float() / 255, real).item() == pytest.approx(0.0, abs=1e-10)
+    loss.backward()
+    for name, p in gen.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert gen[3].weight.grad.abs().sum() > 0 and gen[0].weight.grad.abs().sum() > 0
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    for _ in range(15):
+        opt.zero_grad()
+        step_loss = spectral_loss(gen(z), real)
+        step_loss.backward()
+        opt.step()
+    assert spectral_loss(gen(z), real).item() < 0.5 * loss.item()
+
+
+def test_figures_are_written_atomically(tmp_path):
+    m = CheckerboardScore(scale=2)
+    m.update(one_over_f_images(4, 3, 48, seed=1))
+    m.update(one_over_f_images(4, 3, 48, seed=2), real=True)
+    a = save_spectrum_figure(m.mean_power(), tmp_path / "spectrum.png")
+    fake, real = azimuthal_spectrum(one_over_f_images(4, 3, 48, seed=1)), azimuthal_spectrum(
+        one_over_f_images(4, 3, 48, seed=2))
+    b = save_azimuthal_figure({"fake": (fake.freqs, fake.mean), "real": (real.freqs, real.mean)},
+                              tmp_path / "azimuthal.png")
+    for p in (a, b):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["azimuthal.png", "spectrum.png"]
