@@ -20,6 +20,8 @@ def test_smoke_run_every_upsampler(zoo_root, tmp_path, name):
     miou = res["metrics"]["test/miou"]
     assert 0.0 <= miou <= 1.0 and math.isfinite(miou)
     assert 0.0 <= res["metrics"]["test/pixel_acc"] <= 1.0
+    assert math.isfinite(res["metrics"]["test/checkerboard_db"]) and res["metrics"]["test/checkerboard_amp"] >= 0
+    assert "skipped: 0" in res["protocol"]["checkerboard"]
     cost = res["cost"]
     assert 0 < cost["params_upsamplers"] < cost["params_total"]
     assert cost["train_img_per_s"] > 0 and cost["wall_s"] > 0

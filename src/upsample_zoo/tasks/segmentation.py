@@ -13,6 +13,7 @@ from torch import nn
 from upsample_zoo.errors import DivergenceError
 from upsample_zoo.figures import log_image, save_prediction_grid
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
+from upsample_zoo.metrics.spectral import CheckerboardScore, save_spectrum_figure
 
 VOID = 255
 
@@ -28,6 +29,7 @@ class SegmentationTask(L.LightningModule):
         ignore_index: int = VOID,
         figure_dir: str | None = None,
         num_figure_images: int = 4,
+        checkerboard_window: int = 112,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
@@ -43,6 +45,11 @@ class SegmentationTask(L.LightningModule):
         self.test_cm = confusion_metric(num_classes, ignore_index)
         self._figure_batch: tuple[torch.Tensor, ...] | None = None
         self.test_pixels = 0  # pixels scored at test time (void excluded): the protocol's denominator
+        # The checkerboard score of the softmax maps, on a fixed centre window: spectra must share a size
+        # (VOC images differ), and dB values are only comparable at equal size.
+        self.checkerboard_window = checkerboard_window
+        self.test_checkerboard = CheckerboardScore(scale=getattr(model, "total_stride", 2))
+        self.checkerboard_skipped = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -83,7 +90,16 @@ class SegmentationTask(L.LightningModule):
         self.test_logits_hook(logits, y)
 
     def test_logits_hook(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """Extension point for metrics on the class-probability maps (checkerboard score)."""
+        """The checkerboard score reads the class-probability maps: a checkerboard in the logits is the
+        dense-prediction form of the artifact."""
+        win = self.checkerboard_window
+        h, w = logits.shape[-2:]
+        if min(h, w) < win:
+            self.checkerboard_skipped += logits.shape[0]
+            return
+        top, left = (h - win) // 2, (w - win) // 2
+        probs = logits[..., top : top + win, left : left + win].float().softmax(1)
+        self.test_checkerboard.update(probs)
 
     def on_test_epoch_end(self) -> None:
         cm = self.test_cm.compute()
@@ -95,9 +111,17 @@ class SegmentationTask(L.LightningModule):
             if torch.isfinite(v):
                 self.log(f"test/iou/{name}", v.float())
         self.test_cm.reset()
+        if self.test_checkerboard.count.item() > 0:
+            for k, v in self.test_checkerboard.compute().items():
+                self.log(f"test/{k}", v.float())
         if self._figure_batch is not None and self.figure_dir is not None:
             path = save_prediction_grid(*self._figure_batch, self.figure_dir / "predictions.png")
             log_image(self.loggers, "test/predictions", path)
+            if self.test_checkerboard.count.item() > 0:
+                spec = save_spectrum_figure(self.test_checkerboard.mean_power(), self.figure_dir / "spectrum_2d.png",
+                                            "softmax maps: mean log-power")
+                log_image(self.loggers, "test/spectrum_2d", spec)
+        self.test_checkerboard.reset()
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
@@ -112,6 +136,9 @@ class SegmentationTask(L.LightningModule):
             "weights of the last epoch",
             "num_classes": self.num_classes,
             "test_pixels": self.test_pixels,
+            "checkerboard": f"upsample_zoo.metrics.spectral on softmax class-probability maps, centre "
+            f"{self.checkerboard_window}x{self.checkerboard_window} window, scale {self.test_checkerboard.scale} "
+            f"(the decoder's total stride); images smaller than the window skipped: {self.checkerboard_skipped}",
         }
 
     def configure_optimizers(self):
