@@ -88,6 +88,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for lg in loggers:  # the whole resolved run config, not just the LightningModule's hparams
+        lg.log_hyperparams(resolved)
     return {"datamodule": datamodule, "model": model, "task": task, "trainer": trainer}
 
 
@@ -115,6 +118,13 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any]) -> dict[str, Any]:
         "dataset": dm.describe() if hasattr(dm, "describe") else {},
     }
     return {"metrics": metrics, "cost": cost, **extra}
+
+
+def _finish_wandb() -> None:
+    """Close the wandb run of this job, so that multirun jobs never merge into one run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def print_summary(results: dict[str, Any]) -> None:
@@ -169,6 +179,8 @@ def run(cfg: DictConfig) -> float | None:
         atomic_write_text(out_dir / "error.log", traceback.format_exc())
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
+    finally:
+        _finish_wandb()
     results["cost"]["wall_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(out_dir / "results.json", results)
 
