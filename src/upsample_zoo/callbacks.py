@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class TrainThroughput(L.Callback):
@@ -32,3 +34,31 @@ class TrainThroughput(L.Callback):
     @property
     def images_per_second(self) -> float | None:
         return round(self.images / self.seconds, 3) if self.seconds > 0 else None
+
+
+class EpochSeed(L.Callback):
+    """Reseed every RNG at the start of each training epoch from (seed, epoch).
+
+    Each epoch's shuffling, augmentation and noise then depend on nothing but the seed and the epoch,
+    so a run resumed from an epoch-end checkpoint replays exactly what an uninterrupted run does.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        L.seed_everything(self.seed * 1000 + trainer.current_epoch, workers=True, verbose=False)
+
+
+class PreemptionCheckpoint(L.Callback):
+    """On SIGTERM (preemption), overwrite ``last.ckpt`` with the current state before exiting, so that
+    ``ckpt_path=last`` resumes from where the job was stopped. Other exceptions save nothing: a diverged
+    run keeps its last good checkpoint."""
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            trainer.save_checkpoint(self.path)  # atomic: Lightning writes through an fsspec transaction

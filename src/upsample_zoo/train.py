@@ -66,8 +66,32 @@ def versions() -> dict[str, str]:
 
 def one_line(exc: BaseException) -> str:
     """The user-facing line: our errors carry a complete message; others get their type prefixed."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SIGTERMException):
+        return ("preempted (SIGTERM): a checkpoint was saved; resume with the same hydra.run.dir and "
+                "ckpt_path=last")
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and exc.__context__ is not None
+                                              and isinstance(exc.__context__, KeyboardInterrupt)):
+        return "interrupted (Ctrl-C); resume with the same hydra.run.dir and ckpt_path=last"
+    cause: BaseException | None = exc
+    while cause is not None:  # hydra wraps constructor errors in InstantiationException: report ours
+        if isinstance(cause, UpsampleZooError):
+            return " ".join(str(cause).split())
+        cause = cause.__cause__
     msg = " ".join(str(exc).split()) or type(exc).__name__
-    return msg if isinstance(exc, UpsampleZooError) else f"{type(exc).__name__}: {msg}"
+    return f"{type(exc).__name__}: {msg}"
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Shell conventions: 128 + signal for SIGTERM (143) and SIGINT (130), 1 otherwise."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SIGTERMException):
+        return 143
+    if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+        return 130
+    return 1
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
@@ -84,7 +108,8 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             f"model.num_classes={model_classes} does not match the data ({data_classes} classes: "
             f"{', '.join(datamodule.class_names)}); set model.num_classes={data_classes}"
         )
-    task = instantiate(cfg.task, model=model)
+    # plain containers (not ListConfig) so checkpoints load with torch.load(weights_only=True)
+    task = instantiate(cfg.task, model=model, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -99,7 +124,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any]) -> dict[str, Any]:
 
     trainer, task, dm, model = parts["trainer"], parts["task"], parts["datamodule"], parts["model"]
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     fit_s = time.perf_counter() - t0
     # trainer.test() replaces callback_metrics: keep the last validation epoch's values first
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -165,6 +190,7 @@ def run(cfg: DictConfig) -> float | None:
         "run_dir": str(out_dir),
     }
     t0 = time.perf_counter()
+    exit_code = 0
     try:
         import lightning as L
 
@@ -173,9 +199,10 @@ def run(cfg: DictConfig) -> float | None:
         parts = build(cfg)
         results.update(fit_and_test(cfg, parts))
         results["status"] = "ok"
-    except (Exception, KeyboardInterrupt) as exc:  # the whole point: record the failure, never lose it
+    except BaseException as exc:  # the whole point: record the failure (even a preemption), never lose it
         results["status"] = "failed"
         results["error"] = one_line(exc)
+        exit_code = exit_code_for(exc)
         atomic_write_text(out_dir / "error.log", traceback.format_exc())
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
@@ -187,7 +214,7 @@ def run(cfg: DictConfig) -> float | None:
     if results["status"] != "ok":
         print(f"upsample-zoo: error: {results['error']}", file=sys.stderr, flush=True)
         if not _is_multirun():
-            raise SystemExit(1)
+            raise SystemExit(exit_code)
         return None
     print_summary(results)
     value = results["metrics"].get(cfg.get("optimized_metric"))

@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from upsample_zoo.data.epoch_sampling import epoch_seeded_loader_args
 from upsample_zoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
     def __init__(self, root: str, image_size: int = 32, ref_split: str = "train", batch_size: int = 64,
                  val_batch_size: int | None = None, num_workers: int = 2, max_images: int | None = None,
                  max_ref_images: int | None = None, subset_seed: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False,
                  crop_size: int | None = None) -> None:
         super().__init__()
         val_batch_size = batch_size if val_batch_size is None else val_batch_size
@@ -204,6 +206,7 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
         self.max_images, self.max_ref_images = max_images, max_ref_images
         self.subset_seed = int(subset_seed)
         self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
         # crop_size is the segmentation task's key (debug=smoke sets it for every task); accepted so that
         # configs compose, and ignored: GAN images are always image_size (the generator's output size).
         self.ignored_crop_size = crop_size
@@ -226,9 +229,10 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
             )
 
     def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train,
+        data = epoch_seeded_loader_args(ds, self) if train else {"dataset": ds}
+        return DataLoader(**data, batch_size=batch_size, drop_last=train,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.persistent_workers and self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)

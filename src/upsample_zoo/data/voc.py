@@ -16,6 +16,7 @@ from torchvision import tv_tensors
 from torchvision.datasets import VOCSegmentation
 from torchvision.transforms import v2
 
+from upsample_zoo.data.epoch_sampling import epoch_seeded_loader_args
 from upsample_zoo.data.synthetic import SYNTH_CLASSES, VOC_CLASSES, VOID, build_voc_synthetic
 from upsample_zoo.errors import ConfigError, DataError
 
@@ -182,6 +183,7 @@ class VOCDataModule(L.LightningDataModule):
         num_workers: int = 2,
         skip_corrupt: bool = False,
         pin_memory: bool = False,
+        persistent_workers: bool = False,
     ) -> None:
         super().__init__()
         if crop_size <= 0 or batch_size <= 0 or val_batch_size <= 0:
@@ -207,6 +209,9 @@ class VOCDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.skip_corrupt = skip_corrupt
         self.pin_memory = pin_memory
+        # Non-persistent workers are reseeded every epoch (EpochSeed), which makes resume exact;
+        # persistent ones save a process start per epoch (worth it on a GPU: trainer=gpu).
+        self.persistent_workers = persistent_workers
         self.train_set: VOCSegDataset | None = None
         self.val_set: VOCSegDataset | None = None
 
@@ -238,9 +243,11 @@ class VOCDataModule(L.LightningDataModule):
         self.val_set = VOCSegDataset(val_voc, self.lut, eval_transform(), self.max_val, self.skip_corrupt)
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        data = epoch_seeded_loader_args(ds, self) if shuffle else {"dataset": ds}
+        return DataLoader(**data, batch_size=batch_size, num_workers=self.num_workers,
                           collate_fn=pad_collate, drop_last=shuffle and len(ds) > batch_size,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+                          pin_memory=self.pin_memory,
+                          persistent_workers=self.persistent_workers and self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)

@@ -365,8 +365,9 @@ def _read_stats(path: Path, key: dict) -> RealStats | None:
 def _real_pass(metric: FrechetInceptionDistance, real_batches: Callable[[], Iterable[torch.Tensor]],
                n_real: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Features of up to n_real real images through the metric itself; returns (mu, sigma, n)."""
-    for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
-        getattr(metric, name).zero_()
+    with torch.inference_mode(False):  # fresh plain tensors: safe inside and outside Lightning's inference mode
+        for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
+            setattr(metric, name, torch.zeros_like(getattr(metric, name)))
     device = metric.real_features_sum.device
     with torch.inference_mode():
         for batch in real_batches():
