@@ -18,7 +18,8 @@ from upsample_zoo.train import CONFIG_DIR, run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-ZOO = ["nearest", "bilinear", "bicubic", "tconv", "tconv_k3", "resize_conv", "pixel_shuffle", "pixel_shuffle_icnr"]
+ZOO = ["nearest", "bilinear", "bicubic", "tconv", "tconv_k3", "resize_conv", "pixel_shuffle", "pixel_shuffle_icnr",
+       "carafe", "dysample", "bilinear_additive"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from upsample_zoo.upsamplers import (
 from .conftest import ZOO, compose_cfg
 
 
-def _zoo(tmp_path, name: str, scale: int = 2, cin: int = 6, cout: int = 4) -> Upsampler:
+# 8 -> 4: in != out, and divisible as dysample (groups=4) and bilinear_additive (in % out == 0) require
+def _zoo(tmp_path, name: str, scale: int = 2, cin: int = 8, cout: int = 4) -> Upsampler:
     cfg = compose_cfg([f"upsampler={name}", f"upsampler.scale={scale}"], tmp_path)
     return instantiate(cfg.upsampler)(cin, cout)
 
@@ -118,7 +119,7 @@ SCALES = [(n, s) for n in ZOO for s in (2, 4) if not (n == "tconv_k3" and s == 4
 def test_contract_shapes_odd_sizes(tmp_path, name, scale):
     up = _zoo(tmp_path, name, scale=scale)
     for h, w in [(5, 7), (8, 8), (1, 3)]:
-        x = torch.randn(2, 6, h, w)
+        x = torch.randn(2, 8, h, w)
         assert up(x).shape == (2, 4, h * scale, w * scale)
         for target in [(h * scale - 1, w * scale - 1), (h * scale + 1, w * scale), (h * scale, w * scale - 1)]:
             if min(target) > 0:
@@ -142,6 +143,11 @@ def test_param_counts_by_hand(tmp_path):
         "nearest": 64 * 32 + 32, "bilinear": 64 * 32 + 32, "bicubic": 64 * 32 + 32,
         "tconv": 64 * 32 * 4 * 4 + 32, "tconv_k3": 64 * 32 * 3 * 3 + 32, "resize_conv": 64 * 32 * 9 + 32,
         "pixel_shuffle": 64 * 128 * 9 + 128, "pixel_shuffle_icnr": 64 * 128 * 9 + 128,
+        # compressor 1x1 64->64, encoder 3x3 64->2^2*5^2, 1x1 64->32
+        "carafe": (64 * 64 + 64) + (64 * 100 * 9 + 100) + (64 * 32 + 32),
+        # offset 1x1 64->2*4 groups*2^2, 1x1 64->32 (init_pos is a buffer)
+        "dysample": (64 * 32 + 32) + (64 * 32 + 32),
+        "bilinear_additive": 32 * 32 * 9 + 32,  # parameter-free, then the 3x3 conv 32->32
     }
     assert set(want) == set(ZOO)
     for name, n in want.items():

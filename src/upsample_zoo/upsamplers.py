@@ -277,3 +277,191 @@ __all__ = [
     "upsampler_parameters",
 ]
 
+
+
+# ---- learned content-aware upsamplers (issue 9) ----------------------------------------------------
+
+def carafe_reassemble(x: torch.Tensor, kernels: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
+    """CARAFE's reassembly in pure PyTorch: output pixel (Y, X) is the k_up x k_up neighbourhood of input
+    pixel (Y // scale, X // scale), weighted by ``kernels[:, :, Y, X]`` (shared by all channels).
+
+    ``x`` (N, C, H, W), ``kernels`` (N, k_up^2, scale*H, scale*W) -> (N, C, scale*H, scale*W). Positions
+    outside the input read zero, as in mmcv's CUDA op. The neighbourhoods come from ``F.unfold`` once per
+    *input* pixel (not per output pixel), so the memory is C k_up^2 H W, not C k_up^2 s^2 H W.
+    """
+    n, c, h, w = x.shape
+    k2 = k_up * k_up
+    cols = F.unfold(x, k_up, padding=k_up // 2).view(n, c, k2, h * w).permute(0, 3, 1, 2)  # (n, hw, c, k2)
+    m = kernels.view(n, k2, h, scale, w, scale).permute(0, 2, 4, 1, 3, 5).reshape(n, h * w, k2, scale * scale)
+    out = torch.matmul(cols, m)  # (n, hw, c, s^2): one (c x k2) @ (k2 x s^2) product per input pixel
+    return out.view(n, h, w, c, scale, scale).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h * scale, w * scale)
+
+
+class CARAFE(Upsampler):
+    """Content-Aware ReAssembly of FEatures (Wang et al., ICCV 2019), then a 1x1 conv to out_channels.
+
+    Kernel prediction: channel compressor (1x1, ``compressed_channels``), content encoder
+    (``k_enc`` x ``k_enc`` to scale^2 k_up^2 channels), pixel shuffle, softmax over the k_up^2 weights of
+    each output pixel. Reassembly: :func:`carafe_reassemble` (``F.unfold``, CPU and GPU). Init as mmcv's
+    CARAFEPack: xavier-uniform compressor, content encoder N(0, 0.001), so the kernels start near-uniform.
+
+    Reassembly is linear and its kernels are shared across channels, so it commutes with the 1x1 conv's
+    weight (the bias is added after); when the conv shrinks channels it runs first, on fewer channels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        scale: int = 2,
+        k_up: int = 5,
+        k_enc: int = 3,
+        compressed_channels: int = 64,
+    ) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        for name, k in (("k_up", k_up), ("k_enc", k_enc)):
+            if int(k) <= 0 or int(k) % 2 == 0:
+                raise ConfigError(f"CARAFE: {name} must be odd and positive, got {k} (upsampler.{name})")
+        if int(compressed_channels) <= 0:
+            raise ConfigError(f"CARAFE: compressed_channels must be positive, got {compressed_channels}")
+        self.k_up, self.k_enc, self.compressed_channels = int(k_up), int(k_enc), int(compressed_channels)
+        self.compressor = nn.Conv2d(in_channels, self.compressed_channels, 1)
+        self.encoder = nn.Conv2d(self.compressed_channels, scale * scale * self.k_up**2, self.k_enc,
+                                 padding=self.k_enc // 2)
+        self.proj = nn.Conv2d(in_channels, out_channels, 1)
+        nn.init.xavier_uniform_(self.compressor.weight)
+        nn.init.zeros_(self.compressor.bias)
+        nn.init.normal_(self.encoder.weight, 0.0, 0.001)
+        nn.init.zeros_(self.encoder.bias)
+
+    def kernels(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, k_up^2, scale*H, scale*W) reassembly kernels, softmax-normalised (each sums to 1)."""
+        mask = F.pixel_shuffle(self.encoder(self.compressor(x)), self.scale)
+        return mask.softmax(dim=1)
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        size = self.target_size(x, output_size)
+        kernels = self.kernels(x)
+        if self.out_channels < self.in_channels:
+            # The bias is added after: reassembly reads zeros outside the input, where W x + b would read b.
+            y = carafe_reassemble(F.conv2d(x, self.proj.weight), kernels, self.k_up, self.scale)
+            y = y + self.proj.bias.view(1, -1, 1, 1)
+        else:
+            y = self.proj(carafe_reassemble(x, kernels, self.k_up, self.scale))
+        return y if tuple(y.shape[-2:]) == size else fit_to_size(y, size)
+
+    def extra_repr(self) -> str:
+        return (f"k_up={self.k_up}, k_enc={self.k_enc}, compressed_channels={self.compressed_channels}, "
+                + super().extra_repr())
+
+
+class DySample(Upsampler):
+    """DySample (Liu et al., ICCV 2023, "Learning to Upsample by Learning to Sample"), 'lp' style, then a
+    1x1 conv to out_channels.
+
+    A 1x1 conv predicts 2 * groups * scale^2 offsets per input pixel, scaled by 0.25 (static scope) or by
+    0.5 sigmoid(a learned 1x1 scope conv) (``dyscope=True``), plus the initial-position bias ``init_pos``
+    (the sub-pixel positions of bilinear upsampling); pixel shuffle turns them into one sampling point per
+    output pixel and group, and ``F.grid_sample`` (bilinear, border padding) samples the input. Structure
+    and init follow the official implementation: offset conv N(0, 0.001) with zero bias, scope conv zero.
+    With zero offsets it is exactly bilinear upsampling (align_corners=False).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, scale: int = 2, groups: int = 4, dyscope: bool = False
+    ) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        if int(groups) <= 0 or in_channels % int(groups):
+            raise ConfigError(
+                f"DySample: in_channels={in_channels} must be a positive multiple of groups={groups} (each "
+                "group of channels shares one sampling grid); set upsampler.groups to a divisor of every "
+                "decoder width, e.g. upsampler.groups=1"
+            )
+        self.groups, self.dyscope = int(groups), bool(dyscope)
+        n_offsets = 2 * self.groups * scale * scale
+        self.offset = nn.Conv2d(in_channels, n_offsets, 1)
+        nn.init.normal_(self.offset.weight, 0.0, 0.001)
+        nn.init.zeros_(self.offset.bias)
+        if self.dyscope:
+            self.scope = nn.Conv2d(in_channels, n_offsets, 1, bias=False)
+            nn.init.zeros_(self.scope.weight)
+        self.register_buffer("init_pos", self._init_pos())
+        self.proj = nn.Conv2d(in_channels, out_channels, 1)
+
+    def _init_pos(self) -> torch.Tensor:
+        """(1, 2 * groups * scale^2, 1, 1): the (x, y) offset, in input pixels, of each sub-pixel from its
+        input pixel's centre, e.g. +-0.25 at scale 2; channel layout (xy, group, sub-pixel i*scale + j)."""
+        s = self.scale
+        h = torch.arange((-s + 1) / 2, (s - 1) / 2 + 1) / s
+        return torch.stack(torch.meshgrid([h, h], indexing="ij")).transpose(1, 2).repeat(
+            1, self.groups, 1).reshape(1, -1, 1, 1)
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 2 * groups * scale^2, H, W) sampling offsets in input pixels, init_pos included."""
+        if self.dyscope:
+            return self.offset(x) * self.scope(x).sigmoid() * 0.5 + self.init_pos
+        return self.offset(x) * 0.25 + self.init_pos
+
+    def sample(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Sample x (N, C, H, W) at pixel centres + offset: (N, C, scale*H, scale*W)."""
+        b, _, h, w = offset.shape
+        s, g = self.scale, self.groups
+        offset = offset.view(b, 2, g * s * s, h, w)
+        ys = torch.arange(h, device=x.device, dtype=x.dtype) + 0.5
+        xs = torch.arange(w, device=x.device, dtype=x.dtype) + 0.5
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        coords = torch.stack([gx, gy]).view(1, 2, 1, h, w)
+        normalizer = torch.tensor([w, h], dtype=x.dtype, device=x.device).view(1, 2, 1, 1, 1)
+        coords = 2 * (coords + offset) / normalizer - 1
+        coords = F.pixel_shuffle(coords.reshape(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
+        coords = coords.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
+        out = F.grid_sample(x.reshape(b * g, -1, h, w), coords, mode="bilinear", align_corners=False,
+                            padding_mode="border")
+        return out.view(b, -1, s * h, s * w)
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        size = self.target_size(x, output_size)
+        y = self.sample(x, self.offsets(x))
+        if tuple(y.shape[-2:]) != size:
+            y = fit_to_size(y, size)  # replicate-pad/crop commutes with the 1x1 conv
+        return self.proj(y)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}, dyscope={self.dyscope}, " + super().extra_repr()
+
+
+class BilinearAdditive(Upsampler):
+    """Bilinear additive upsampling (Wojna et al. 2017, "The Devil is in the Decoder"), then a k x k conv.
+
+    Bilinear resampling (align_corners=False), then the sum of every in/out consecutive channels: no
+    parameters. The conv (out -> out, 3x3 by default) is the one the paper's decoder puts after it.
+    Summing and resampling are both linear, so the channels are summed first (same result, less work).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2, kernel_size: int = 3) -> None:
+        super().__init__(in_channels, out_channels, scale)
+        if in_channels % out_channels:
+            raise ConfigError(
+                f"BilinearAdditive: in_channels={in_channels} must be a multiple of out_channels={out_channels} "
+                "(it sums groups of in/out consecutive channels); use a model whose decoder halves the width, "
+                "or another upsampler"
+            )
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ConfigError(f"BilinearAdditive: kernel_size must be odd and positive, got {kernel_size}")
+        self.group = in_channels // out_channels
+        self.conv = nn.Conv2d(out_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def resample(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The parameter-free part: channel-group sums, bilinearly resampled to ``size``."""
+        n, _, h, w = x.shape
+        x = x.reshape(n, self.out_channels, self.group, h, w).sum(dim=2)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        return self.conv(self.resample(x, self.target_size(x, output_size)))
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}, " + super().extra_repr()
+
+
+__all__ += ["BilinearAdditive", "CARAFE", "DySample", "carafe_reassemble"]

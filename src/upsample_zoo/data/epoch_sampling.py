@@ -40,7 +40,7 @@ class EpochSeeded(Dataset):
     def __getitem__(self, virtual_index: int):
         epoch, i = divmod(int(virtual_index), len(self.base))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + i)
+            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 10_000_019 + i) % 2**63)
             return self.base[i]
 
 
@@ -50,7 +50,7 @@ def epoch_seeded_loader_args(dataset: Dataset, datamodule) -> dict:
     The seed is the run's (``seed_everything`` has set it by the time loaders are built); the epoch is
     the trainer's, read when each epoch's iteration starts, which is the restored one after a resume.
     """
-    seed = torch.initial_seed()
+    seed = torch.initial_seed() % 2**31  # a fresh process without seed_everything has a 64-bit seed
 
     def epoch() -> int:
         trainer = getattr(datamodule, "trainer", None)

@@ -196,6 +196,7 @@ class GANTask(L.LightningModule):
             self.log(f"test/{k}", v.float())
         stats = self._eval_tools["real_stats"]
         self._eval_tools["protocol"] = {"n_real": int(stats.n), "n_fake": n_fake}
+        self._log_spectral_fd(fake)
         if self.sample_dir is not None:
             grid = save_image_grid(fake[:64], self.sample_dir / "samples.png")
             log_image(self.loggers, "test/samples", grid)
@@ -209,6 +210,16 @@ class GANTask(L.LightningModule):
             log_image(self.loggers, "test/spectrum_azimuthal", az)
         self.test_checkerboard.reset()
 
+    def _log_spectral_fd(self, fake: torch.Tensor) -> None:
+        """Issue 9: test/spectral_fd, the Fréchet distance of per-image log azimuthal spectra, generated vs the
+        real reference images. Functional, not a DDP-synced Metric: every rank holds the complete sets."""
+        from upsample_zoo.metrics.spectral import spectral_fd
+
+        ref = self._datamodule().reference_images(limit=self.hparams.num_real)
+        if ref.shape[0] >= 2 and fake.shape[0] >= 2:
+            self.log("test/spectral_fd", spectral_fd(ref, to_uint8(fake)))
+            self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
+
     def protocol(self) -> dict:
         from upsample_zoo.metrics.fid import fid_protocol
 
@@ -221,4 +232,8 @@ class GANTask(L.LightningModule):
             "fid_weights": {"source": weights.source, "digest": weights.digest},
             "checkerboard": "upsample_zoo.metrics.spectral, scale 8 (3 x2 stages), generated uint8 samples vs "
             "real reference images of the same size",
+            # -- issue 9 --
+            "spectral_fd": "upsample_zoo.metrics.spectral.SpectralFD: Frechet distance between Gaussian fits of the "
+            "per-image log azimuthal power spectra (rings 1..S/2 + the corner ring, channel-averaged, Hann "
+            f"window) of n_fake={p['n_fake']} generated vs n_real={p.get('n_real_spectral', 0)} real reference images",
         }

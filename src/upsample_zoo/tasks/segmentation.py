@@ -12,6 +12,7 @@ from torch import nn
 
 from upsample_zoo.errors import DivergenceError
 from upsample_zoo.figures import log_image, save_prediction_grid
+from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap, save_grid_error_figure
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
 from upsample_zoo.metrics.spectral import CheckerboardScore, save_spectrum_figure
 
@@ -50,6 +51,10 @@ class SegmentationTask(L.LightningModule):
         self.checkerboard_window = checkerboard_window
         self.test_checkerboard = CheckerboardScore(scale=getattr(model, "total_stride", 2))
         self.checkerboard_skipped = 0
+        # -- issue 9: Boundary IoU and the stride-grid error map (upsamplers differ at edges and phases) --
+        self.test_boundary_iou = BoundaryIoU(num_classes, ignore_index=ignore_index)
+        self.test_grid_error = GridErrorMap(stride=getattr(model, "total_stride", 2), ignore_index=ignore_index)
+        # -- end issue 9 --
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -84,6 +89,11 @@ class SegmentationTask(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.test_cm.update(logits.argmax(1), y)
+        # -- issue 9 --
+        pred = logits.argmax(1)
+        self.test_boundary_iou.update(pred, y)
+        self.test_grid_error.update(pred, y)
+        # -- end issue 9 --
         if batch_idx == 0:
             k = self.num_figure_images
             self._figure_batch = (x[:k].cpu(), y[:k].cpu(), logits[:k].argmax(1).cpu())
@@ -122,6 +132,22 @@ class SegmentationTask(L.LightningModule):
                                             "softmax maps: mean log-power")
                 log_image(self.loggers, "test/spectrum_2d", spec)
         self.test_checkerboard.reset()
+        self._log_boundary_and_grid()
+
+    def _log_boundary_and_grid(self) -> None:
+        """Issue 9: test/boundary_iou, test/grid_error_contrast and the grid_error.png heat map."""
+        biou = self.test_boundary_iou.compute()
+        if torch.isfinite(biou):
+            self.log("test/boundary_iou", biou.float())
+        if self.test_grid_error.counts.sum().item() > 0:
+            contrast = self.test_grid_error.compute()
+            self.log("test/grid_error_contrast", contrast.float())
+            if self.figure_dir is not None:
+                path = save_grid_error_figure(self.test_grid_error.rates(), self.figure_dir / "grid_error.png",
+                                              contrast=float(contrast))
+                log_image(self.loggers, "test/grid_error", path)
+        self.test_boundary_iou.reset()
+        self.test_grid_error.reset()
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
@@ -139,6 +165,14 @@ class SegmentationTask(L.LightningModule):
             "checkerboard": f"upsample_zoo.metrics.spectral on softmax class-probability maps, centre "
             f"{self.checkerboard_window}x{self.checkerboard_window} window, scale {self.test_checkerboard.scale} "
             f"(the decoder's total stride); images smaller than the window skipped: {self.checkerboard_skipped}",
+            # -- issue 9 --
+            "boundary_iou": "upsample_zoo.metrics.boundary.BoundaryIoU (Cheng et al. 2021): inner boundary bands "
+            "of width d = max(1, round(0.02 x image diagonal)) by erosion (max-pooling), image border = contour; "
+            f"intersection and union summed per class over the test split, ignore_index={self.ignore_index}; mean "
+            "over classes with a non-empty union",
+            "grid_error": f"error rate binned by (y mod {self.test_grid_error.stride}, x mod "
+            f"{self.test_grid_error.stride}) (the decoder's total stride), ignore_index={self.ignore_index}; "
+            "contrast = max/min bin rate, a bin without errors counts half an error; heat map grid_error.png",
         }
 
     def configure_optimizers(self):

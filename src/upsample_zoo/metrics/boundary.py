@@ -1,0 +1,224 @@
+"""Segmentation metrics that look where upsamplers differ: at object boundaries and on the stride grid.
+
+**Boundary IoU** (Cheng et al., CVPR 2021). For a class c with ground-truth mask G and predicted mask P,
+G_d is the set of pixels of G within distance d of G's contour (the image border counts as contour), i.e.
+``G - erode(G, d)`` with a (2d+1) x (2d+1) square, as in the official ``mask_to_boundary``; d = 2% of the
+image diagonal, rounded, at least 1. Boundary IoU_c = |G_d n P_d| / |G_d u P_d|, with intersection and
+union summed over the whole dataset per class, void (255) pixels excluded; the score is the mean over
+classes with a non-empty union (the mIoU protocol). Erosion is max-pooling (separable, CPU or GPU).
+
+**Stride-grid error map.** The error rate of the valid pixels binned by (y mod p, x mod p), p the decoder's
+total stride (2^depth for the U-Net). A decoder that upsamples unevenly (a checkerboarding tconv) makes
+more mistakes at some sub-pixel phases than at others; a smooth one (bilinear) does not.
+``grid_error_contrast`` = max bin rate / min bin rate (1 = flat). A bin without errors counts half an
+error, so the contrast stays finite; no errors at all gives 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+
+VOID = 255
+
+
+def boundary_dilation(h: int, w: int, ratio: float = 0.02) -> int:
+    """d = round(ratio * image diagonal), at least 1 (the official mask_to_boundary)."""
+    return max(1, int(round(ratio * math.sqrt(h * h + w * w))))
+
+
+def boundary_band(label: Tensor, dilation: int) -> Tensor:
+    """Pixels of a label map (..., H, W) with another label, or the image border, within Chebyshev distance
+    ``dilation``: for every class c at once, ``band & (label == c)`` is c's inner boundary G_d of width d.
+
+    A pixel lies in its own window, so "some other label within d" is "window max != window min". The
+    border is a sentinel -1 (below every label). Separable max-pooling, in float32 (labels <= 255 are exact).
+    """
+    if dilation < 1:
+        raise ValueError(f"boundary_band: dilation must be >= 1, got {dilation}")
+    shape = label.shape
+    x = label.reshape(-1, 1, *shape[-2:]).float()
+    x = F.pad(x, (dilation,) * 4, value=-1.0)
+    k = 2 * dilation + 1
+
+    def maxpool(t: Tensor) -> Tensor:
+        return F.max_pool2d(F.max_pool2d(t, (k, 1), stride=1), (1, k), stride=1)
+
+    return (maxpool(x) != -maxpool(-x)).reshape(shape)
+
+
+def valid_extent(target: Tensor, ignore_index: int = VOID) -> tuple[int, int]:
+    """(h, w) up to the last row and column with a non-void pixel: the image inside a void-padded batch
+    (``pad_collate`` pads bottom/right with void). (0, 0) when all pixels are void."""
+    valid = target != ignore_index
+    rows = valid.any(dim=-1).nonzero()
+    cols = valid.any(dim=-2).nonzero()
+    if rows.numel() == 0:
+        return 0, 0
+    return int(rows.max()) + 1, int(cols.max()) + 1
+
+
+def _as_labels(preds: Tensor) -> Tensor:
+    return preds.argmax(dim=1) if preds.ndim == 4 else preds
+
+
+class BoundaryIoU(Metric):
+    """Boundary IoU for semantic segmentation, accumulated per class over the dataset (see module doc).
+
+    ``update(preds, target)``: preds (N, H, W) labels or (N, K, H, W) logits, target (N, H, W) with void
+    ``ignore_index``. Each image is cropped to its non-void extent (undoing void padding) and gets its own
+    d from that size, unless ``sizes`` gives the true (h, w) per image or ``dilation`` fixes d.
+    ``compute()`` is the mean over classes with a non-empty union; :meth:`per_class` has them all (NaN
+    where the union is empty).
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    intersection: Tensor
+    union: Tensor
+
+    def __init__(self, num_classes: int, ignore_index: int = VOID, dilation_ratio: float = 0.02,
+                 dilation: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if int(num_classes) <= 0:
+            raise ValueError(f"BoundaryIoU: num_classes must be positive, got {num_classes}")
+        if dilation is not None and int(dilation) < 1:
+            raise ValueError(f"BoundaryIoU: dilation must be >= 1, got {dilation}")
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self.dilation_ratio = float(dilation_ratio)
+        self.dilation = None if dilation is None else int(dilation)
+        self.add_state("intersection", default=torch.zeros(self.num_classes, dtype=torch.float64),
+                       dist_reduce_fx="sum")
+        self.add_state("union", default=torch.zeros(self.num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> None:
+        preds = _as_labels(preds)
+        if preds.shape != target.shape or target.ndim != 3:
+            raise ValueError(f"BoundaryIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} must both "
+                             "be (N, H, W) (or preds (N, K, H, W) logits)")
+        k = self.num_classes
+        for i in range(target.shape[0]):
+            h, w = sizes[i] if sizes is not None else valid_extent(target[i], self.ignore_index)
+            if h == 0 or w == 0:
+                continue
+            t, p = target[i, :h, :w].long(), preds[i, :h, :w].long()
+            d = self.dilation or boundary_dilation(h, w, self.dilation_ratio)
+            valid = t != self.ignore_index
+            bad = valid & ((t < 0) | (t >= k))
+            if bad.any():
+                raise ValueError(f"BoundaryIoU: target labels outside [0, {k}) other than {self.ignore_index}: "
+                                 f"{t[bad].unique().tolist()[:5]}")
+            gb = boundary_band(t, d) & valid
+            pb = boundary_band(p, d) & valid & (p >= 0) & (p < k)
+            inter = torch.bincount(t[gb & pb & (t == p)], minlength=k)
+            union = torch.bincount(t[gb], minlength=k) + torch.bincount(p[pb], minlength=k) - inter
+            self.intersection += inter.to(self.intersection)
+            self.union += union.to(self.union)
+
+    def per_class(self) -> Tensor:
+        u = self.union
+        return torch.where(u > 0, self.intersection / u.clamp(min=1), torch.full_like(u, float("nan")))
+
+    def compute(self) -> Tensor:
+        iou = self.per_class()
+        return iou.nanmean() if torch.isfinite(iou).any() else torch.tensor(float("nan"), dtype=iou.dtype)
+
+
+# ---- stride-grid error map -------------------------------------------------------------------------
+
+def grid_error_contrast(errors: Tensor, counts: Tensor) -> Tensor:
+    """max / min of the per-bin error rates over bins with pixels; a bin without errors counts half an
+    error (rate 0.5 / n) so that the ratio stays finite; 1 when there are no errors at all."""
+    errors, counts = errors.double().flatten(), counts.double().flatten()
+    keep = counts > 0
+    if not keep.any() or errors.sum() == 0:
+        return torch.tensor(1.0, dtype=torch.float64)
+    e, n = errors[keep], counts[keep]
+    rate = torch.maximum(e, torch.full_like(e, 0.5)) / n
+    return rate.max() / rate.min()
+
+
+class GridErrorMap(Metric):
+    """Segmentation error rate binned by (y mod stride, x mod stride), void excluded; see the module doc.
+
+    ``compute()`` returns ``grid_error_contrast``; :meth:`rates` returns the (stride, stride) rate map
+    (NaN for bins without pixels). Bins are phases from the image's top-left pixel, where the encoder's
+    pooling grid starts.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    errors: Tensor
+    counts: Tensor
+
+    def __init__(self, stride: int, ignore_index: int = VOID, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if int(stride) < 1:
+            raise ValueError(f"GridErrorMap: stride must be >= 1, got {stride}")
+        self.stride = int(stride)
+        self.ignore_index = int(ignore_index)
+        self.add_state("errors", default=torch.zeros(self.stride**2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(self.stride**2, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        preds = _as_labels(preds)
+        if preds.shape != target.shape:
+            raise ValueError(f"GridErrorMap: preds {tuple(preds.shape)} and target {tuple(target.shape)} differ")
+        h, w = target.shape[-2:]
+        s = self.stride
+        ys = torch.arange(h, device=target.device) % s
+        xs = torch.arange(w, device=target.device) % s
+        idx = (ys[:, None] * s + xs[None, :]).expand_as(target)
+        valid = target != self.ignore_index
+        wrong = valid & (preds != target)
+        self.counts += torch.bincount(idx[valid], minlength=s * s).to(self.counts)
+        self.errors += torch.bincount(idx[wrong], minlength=s * s).to(self.errors)
+
+    def rates(self) -> Tensor:
+        r = self.errors / self.counts.clamp(min=1)
+        return torch.where(self.counts > 0, r, torch.full_like(r, float("nan"))).view(self.stride, self.stride)
+
+    def compute(self) -> Tensor:
+        return grid_error_contrast(self.errors, self.counts)
+
+
+def save_grid_error_figure(rates: Tensor, path: str | Path, contrast: float | None = None,
+                           title: str = "error rate by stride-grid phase") -> Path:
+    """Heat map of the (stride, stride) error-rate map: row = y mod stride, column = x mod stride."""
+    import matplotlib.pyplot as plt
+
+    from upsample_zoo.figures import save_figure
+
+    r = rates.detach().double().cpu().numpy()
+    s = r.shape[0]
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im = ax.imshow(r, cmap="viridis", origin="upper", interpolation="nearest")
+    ax.set_xlabel(f"x mod {s}")
+    ax.set_ylabel(f"y mod {s}")
+    if contrast is not None:
+        title = f"{title}\nmax/min = {contrast:.3g}"
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="error rate")
+    return save_figure(fig, path)
+
+
+__all__ = [
+    "BoundaryIoU",
+    "GridErrorMap",
+    "boundary_band",
+    "boundary_dilation",
+    "grid_error_contrast",
+    "save_grid_error_figure",
+    "valid_extent",
+]
