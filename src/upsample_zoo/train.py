@@ -100,7 +100,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    compile_model = bool(model_cfg.pop("compile", False))
+    model = instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
     data_classes = getattr(datamodule, "num_classes", None)
     model_classes = getattr(model, "num_classes", None)
     if data_classes is not None and model_classes is not None and data_classes != model_classes:
@@ -108,6 +110,8 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             f"model.num_classes={model_classes} does not match the data ({data_classes} classes: "
             f"{', '.join(datamodule.class_names)}); set model.num_classes={data_classes}"
         )
+    if compile_model:  # opt-in: in place, so tasks still see model.generator etc.; same state_dict keys
+        model.compile()
     # plain containers (not ListConfig) so checkpoints load with torch.load(weights_only=True)
     task = instantiate(cfg.task, model=model, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
