@@ -63,6 +63,7 @@ def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2) -> tuple[dict[
             y = factory(3, 3)(torch.zeros(1, 3, 8, 8))
             if tuple(y.shape[-2:]) != (8 * scale, 8 * scale):
                 raise ValueError(f"8x8 -> {tuple(y.shape[-2:])}, not x{scale}")
+            Decoder(factory)  # the 3-8-8-3 decoder must build too (channel constraints: groups, multiples)
             factories[path.stem] = factory
         except Exception as e:  # noqa: BLE001 - any config that cannot be probed is reported, not fatal
             skipped[path.stem] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
