@@ -192,6 +192,7 @@ def run(cfg: DictConfig) -> float | None:
         "versions": versions(),
         "git": git_revision(),
         "run_dir": str(out_dir),
+        "pid": os.getpid(),
     }
     t0 = time.perf_counter()
     exit_code = 0

@@ -8,7 +8,9 @@ real VOC loader reads it unchanged.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 import shutil
 import uuid
 from collections.abc import Callable
@@ -24,6 +26,7 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
 VOID = 255
+log = logging.getLogger(__name__)
 
 
 def voc_palette() -> list[int]:
@@ -60,10 +63,12 @@ def ensure_built(root: Path, params: dict, build: Callable[[Path, dict], None]) 
         if root.exists():  # a leftover from an interrupted non-atomic copy: never trust it
             shutil.rmtree(root)
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        t0 = time.perf_counter()
         try:
             build(tmp, params)
             (tmp / "meta.json").write_text(json.dumps(params, indent=1, sort_keys=True))
             os.rename(tmp, root)
+            log.info("built %s (pid %d) in %.1f s", root, os.getpid(), time.perf_counter() - t0)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
