@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from upsample_zoo.models.dcgan import DCGAN, Discriminator
+from upsample_zoo.train import build_model
 
 from .conftest import SHARED_DATA, ZOO, compose_cfg, run_cli, run_in_process
 from .test_data_images import extract_subset
@@ -20,7 +20,7 @@ GAN_SMOKE = ["task=gan", "debug=smoke"]
 @pytest.mark.parametrize("name", ZOO)
 def test_dcgan_shapes_for_every_upsampler(zoo_root, tmp_path, name):
     cfg = compose_cfg([*GAN_SMOKE, f"upsampler={name}", "model.ngf=8", "model.ndf=8"], tmp_path)
-    model: DCGAN = instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))
+    model: DCGAN = build_model(cfg)
     z = torch.randn(5, model.z_dim)
     x = model.generator(z)
     assert x.shape == (5, 3, 32, 32) and x.abs().max() <= 1

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+
+from upsample_zoo.train import build_model
 
 from .conftest import SHARED_DATA, ZOO, compose_cfg, run_cli, run_in_process
 
@@ -35,7 +36,7 @@ def test_smoke_run_every_upsampler(zoo_root, tmp_path, name):
 def test_upsampler_params_match_model_structure(zoo_root, tmp_path):
     """The decoder of depth 4 holds 4 upsamplers; params_upsamplers counts exactly them."""
     cfg = compose_cfg(["upsampler=tconv"], tmp_path)
-    model = instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))
+    model = build_model(cfg)
     widths = [32 * 2**i for i in range(5)]
     want = sum(widths[i + 1] * widths[i] * 16 + widths[i] for i in range(4))
     from upsample_zoo.upsamplers import upsampler_parameters
@@ -48,7 +49,7 @@ def test_unet_handles_odd_sizes_for_every_upsampler(zoo_root, tmp_path):
 
     for name in ZOO:
         cfg = compose_cfg([f"upsampler={name}", "model.base_channels=4", "model.num_classes=3"], tmp_path)
-        model = instantiate(cfg.model, upsampler=instantiate(cfg.upsampler)).eval()
+        model = build_model(cfg).eval()
         with torch.no_grad():
             assert model(torch.randn(1, 3, 75, 50)).shape == (1, 3, 75, 50)
 

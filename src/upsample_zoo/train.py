@@ -94,15 +94,26 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+def build_model(cfg: DictConfig):
+    """The model with its upsampler: ``instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))``,
+    plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
+    from hydra.utils import instantiate
+
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    compile_model = bool(model_cfg.pop("compile", False))
+    model = instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
+    if compile_model:
+        model.compile()
+    return model
+
+
 def build(cfg: DictConfig) -> dict[str, Any]:
     """Instantiate datamodule, model (with its upsampler), task, callbacks, loggers and trainer."""
     import lightning as L
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    compile_model = bool(model_cfg.pop("compile", False))
-    model = instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
+    model = build_model(cfg)
     data_classes = getattr(datamodule, "num_classes", None)
     model_classes = getattr(model, "num_classes", None)
     if data_classes is not None and model_classes is not None and data_classes != model_classes:
@@ -110,8 +121,6 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             f"model.num_classes={model_classes} does not match the data ({data_classes} classes: "
             f"{', '.join(datamodule.class_names)}); set model.num_classes={data_classes}"
         )
-    if compile_model:  # opt-in: in place, so tasks still see model.generator etc.; same state_dict keys
-        model.compile()
     # plain containers (not ListConfig) so checkpoints load with torch.load(weights_only=True)
     task = instantiate(cfg.task, model=model, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
