@@ -33,9 +33,11 @@ them atomically; every later job (and every concurrent one waiting on the lock) 
 real pass. Under DDP the real states are filled on global rank 0 only, so the metric's sum-reduction
 counts them once.
 
-Cost on a 2-core CPU: Inception extracts about 10-15 img/s, and each ``compute()`` takes about 2 s (the
-eigenvalues of a 2048x2048 matrix). Every weights file is read with ``torch.load(weights_only=True)``
-(to hash it) before torch-fidelity loads it.
+Speed: ``build_fid_metric`` folds every eval-mode BatchNorm of the frozen Inception into the conv before
+it and stores the network channels-last (``speed_up_inception``). Features stay within 1e-5 of torchmetrics'
+own path (the bench requires 1e-4); ``upsample-zoo bench`` measures the speed-up (``fid_speedup``).
+Each ``compute()`` takes about 2 s on a 2-core CPU (the eigenvalues of a 2048x2048 matrix). Every weights
+file is read with ``torch.load(weights_only=True)`` (to hash it) before torch-fidelity loads it.
 """
 
 from __future__ import annotations
@@ -251,18 +253,54 @@ def resolve_fid_weights(cache_dir: str | os.PathLike, weights_path: str | os.Pat
 
 # ----------------------------------------------------------------------------------------------- metric
 
+def fold_batchnorm(module: torch.nn.Module) -> int:
+    """Fold each eval-mode BatchNorm of torch-fidelity's ``BasicConv2d`` (conv -> bn -> relu) into its conv.
+
+    ``conv'(x) = bn(conv(x))`` with ``w' = w * g / sqrt(var + eps)`` and ``b' = beta - mean * g / sqrt(var + eps)``:
+    the same function (to float32 rounding), one pass over the activations instead of two. The BatchNorm
+    becomes an ``nn.Identity``. Returns the number of folded blocks.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    folded = 0
+    for block in module.modules():
+        if isinstance(block, BasicConv2d) and isinstance(block.bn, torch.nn.BatchNorm2d):
+            if block.bn.training or block.conv.training:
+                raise ValueError("fold_batchnorm needs eval-mode modules (running statistics)")
+            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
+            block.bn = torch.nn.Identity()
+            folded += 1
+    return folded
+
+
+def speed_up_inception(inception: torch.nn.Module, channels_last: bool = True) -> torch.nn.Module:
+    """The project's extraction path, in place: BatchNorm folded into the convs and, by default, weights in
+    channels-last memory format (oneDNN's native layout on CPU, Tensor Cores' on GPU; the convs then
+    produce channels-last activations from a plain NCHW input). Measured by ``upsample-zoo bench``
+    against torchmetrics' default path: features equal within 1e-4 (about 1e-5 in practice)."""
+    fold_batchnorm(inception)
+    if channels_last:
+        inception.to(memory_format=torch.channels_last)
+    return inception
+
+
 def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
-                     device: str | torch.device = "cpu", num_features: int = 2048) -> FrechetInceptionDistance:
+                     device: str | torch.device = "cpu", num_features: int = 2048,
+                     fast: bool = True) -> FrechetInceptionDistance:
     """torchmetrics FID on the resolved weights, keeping real statistics across reset().
 
     The returned metric carries ``metric.fid_weights`` (a FIDWeights) for the stats key and the protocol.
     Its frozen Inception stays out of ``state_dict()`` (Lightning checkpoints would grow by 96 MB each);
-    loading a state dict without it keeps the current weights, so strict loads still work.
+    loading a state dict without it keeps the current weights, so strict loads still work. With ``fast``
+    (the default) the Inception is sped up by :func:`speed_up_inception` (same features within 1e-4).
     """
     weights = resolve_fid_weights(cache_dir, weights_path)
     metric = FrechetInceptionDistance(feature=num_features, reset_real_features=False, antialias=False,
                                       feature_extractor_weights_path=str(weights.path))
     metric.fid_weights = weights
+    if fast:
+        speed_up_inception(metric.inception)
 
     def drop(module, state_dict, prefix, local_metadata):
         for k in [k for k in state_dict if k.startswith(prefix)]:

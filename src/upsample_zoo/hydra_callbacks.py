@@ -1,0 +1,63 @@
+"""Hydra callbacks (configs/hydra/default.yaml, `callbacks:`): the comparison report at the end of a sweep."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("upsample_zoo")
+
+
+class CompareOnMultirunEnd(Callback):
+    """Write comparison.{md,csv,html} into the sweep dir when a multirun ends.
+
+    Never raises: a broken report must not turn a finished sweep into a failure. If the sweep itself
+    aborts (Hydra stops at a job it cannot even compose), the report is still written at exit from
+    whatever the finished jobs left.
+    """
+
+    def __init__(self, enabled: bool = True, baseline: str | None = "bilinear", alpha: float = 0.05,
+                 wandb: bool = False) -> None:
+        self.enabled = enabled
+        self.baseline = baseline
+        self.alpha = alpha
+        self.wandb = wandb
+        self._sweep_dir: Path | None = None
+        self._done = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        self._sweep_dir = Path(str(config.hydra.sweep.dir))
+        atexit.register(self._at_exit)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        sweep_dir = self._sweep_dir or Path(str(config.hydra.sweep.dir))
+        self.report(sweep_dir)
+
+    def _at_exit(self) -> None:
+        if not self._done and self._sweep_dir is not None and self._sweep_dir.is_dir() \
+                and any(self._sweep_dir.rglob("results.json")):
+            log.warning("the sweep stopped early; writing the comparison of the finished jobs")
+            self.report(self._sweep_dir)
+
+    def report(self, sweep_dir: Path) -> Path | None:
+        self._done = True
+        try:
+            from upsample_zoo.compare import compare
+
+            written = compare([sweep_dir], baseline=self.baseline, out=sweep_dir, alpha=self.alpha,
+                              use_wandb=self.wandb)
+        except Exception as exc:  # noqa: BLE001 - the sweep's results are on disk; the report is a bonus
+            log.error("upsample-zoo: comparison of %s failed: %s: %s", sweep_dir, type(exc).__name__, exc)
+            print(f"upsample-zoo: error: comparison of {sweep_dir} failed: {type(exc).__name__}: {exc}", flush=True)
+            return None
+        print(f"upsample-zoo: comparison written to {written['md']} (and .csv, .html)", flush=True)
+        return written["html"]

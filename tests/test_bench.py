@@ -1,0 +1,203 @@
+"""The bench computes what it claims (on tiny sizes): FLOP counts against hand arithmetic, the statistics
+helpers, the exponent fit, the BatchNorm folding of the FID path, and the shape of a micro run's output.
+No test asserts a timing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from upsample_zoo import bench
+from upsample_zoo.upsamplers import InterpConv, TransposedConv
+
+# ---------------------------------------------------------------------------------------------- FLOPs
+
+def conv_flops(n, cin, cout, k, hout, wout):
+    """2 FLOPs per multiply-add; every output pixel of every output channel reads cin * k * k inputs."""
+    return 2 * n * hout * wout * cout * cin * k * k
+
+
+@pytest.mark.parametrize("stride,padding,side,hout", [(1, 1, 10, 10), (2, 1, 9, 5), (1, 0, 7, 5)])
+def test_conv2d_flops_match_hand_arithmetic(stride, padding, side, hout):
+    conv = nn.Conv2d(3, 8, 3, stride=stride, padding=padding)
+    x = torch.randn(2, 3, side, side)
+    assert conv(x).shape[-1] == hout
+    fwd = conv_flops(2, 3, 8, 3, hout, hout)
+    assert bench.count_flops(lambda: conv(x)) == fwd
+    # backward: the weight gradient costs one forward; the input gradient another, only when it is needed
+    assert bench.count_flops(lambda: conv(x).sum().backward()) == 2 * fwd
+    x.requires_grad_(True)
+    assert bench.count_flops(lambda: bench.forward_backward(conv, x)) == 3 * fwd
+
+
+def test_conv_transpose2d_flops_match_hand_arithmetic():
+    # k4 s2 p1 (the zoo's tconv): every input pixel scatters a k x k patch into every output channel
+    tconv = nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1)
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    assert tconv(x).shape == (2, 6, 10, 10)
+    fwd = 2 * 2 * (5 * 5) * 4 * 6 * (4 * 4)
+    assert fwd == 38_400
+    # the same count seen from the output: each output pixel gathers (k/s)^2 taps per input channel
+    assert fwd == conv_flops(2, 4, 6, 2, 10, 10)
+    assert bench.count_flops(lambda: tconv(x)) == fwd
+    assert bench.count_flops(lambda: bench.forward_backward(tconv, x)) == 3 * fwd
+    # k3 s2 p1 op1 (tconv_k3): 9 taps per input pixel
+    k3 = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)
+    assert bench.count_flops(lambda: k3(x)) == 2 * 2 * 25 * 4 * 6 * 9
+
+
+def test_upsampler_rows_count_what_the_zoo_does():
+    s = dataclasses.replace(bench.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
+    res = bench.bench_upsamplers(s, torch.device("cpu"), peak=100.0, only=["tconv", "nearest"])
+    rows = res["rows"]
+    assert set(rows) == {"tconv", "nearest"} and res["input"] == [1, 8, 8, 8]
+    tconv = rows["tconv"]
+    assert tconv["flops_fwd"] == 2 * 1 * 64 * 8 * 4 * 16 and tconv["flops_fwd_bwd"] == 3 * tconv["flops_fwd"]
+    assert tconv["params"] == TransposedConv(8, 4).num_parameters() == 8 * 4 * 16 + 4
+    assert tconv["output"] == [1, 4, 16, 16]
+    # nearest: the 1x1 projection runs first, at the input resolution (it shrinks channels)
+    near = rows["nearest"]
+    assert near["flops_fwd"] == 2 * 1 * 64 * 8 * 4 and near["params"] == InterpConv(8, 4).num_parameters()
+    for r in rows.values():
+        assert r["gflops_per_s"] == pytest.approx(r["flops_fwd_bwd"] / r["time_s"]["median"] / 1e9)
+        assert r["peak_ratio"] == pytest.approx(r["gflops_per_s"] / 100.0)
+
+
+def test_every_upsampler_config_is_benched():
+    names = set(bench.load_upsampler_configs())
+    assert {"tconv", "bilinear", "pixel_shuffle"} <= names
+    assert names == {p.stem for p in (bench.CONFIG_DIR / "upsampler").glob("*.yaml")}
+
+
+# --------------------------------------------------------------------------------------- statistics
+
+def test_summarize_median_quartiles_range():
+    s = bench.summarize([5, 1, 4, 2, 3])
+    assert (s["median"], s["q1"], s["q3"], s["min"], s["max"], s["n"]) == (3, 2, 4, 1, 5, 5)
+    one = bench.summarize([0.5])
+    assert one["median"] == one["q1"] == one["q3"] == one["min"] == one["max"] == 0.5
+    with pytest.raises(ValueError):
+        bench.summarize([])
+
+
+def test_ratio_summary_is_ratio_of_medians_with_pair_spread():
+    r = bench.ratio_summary([2.0, 4.0, 9.0], [1.0, 2.0, 3.0])
+    assert r["median"] == pytest.approx(4.0 / 2.0)
+    assert (r["min"], r["max"], r["median_of_pairs"]) == (2.0, 3.0, 2.0)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0, 0.5])
+def test_fit_exponent_recovers_power_laws(k):
+    x = [16, 32, 64, 128]
+    assert bench.fit_exponent(x, [3.7 * v**k for v in x]) == pytest.approx(k, abs=1e-12)
+
+
+def test_fit_exponent_linear_and_quadratic_epoch_times():
+    images, sides = [8, 16, 32], [48, 64, 96, 128]
+    assert bench.fit_exponent(images, [0.25 * n for n in images]) == pytest.approx(1.0)
+    assert bench.fit_exponent(sides, [1e-4 * s * s for s in sides]) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        bench.fit_exponent([4], [1.0])
+    with pytest.raises(ValueError):
+        bench.fit_exponent([4, 4], [1.0, 2.0])
+
+
+def test_format_helpers():
+    assert bench.fmt(None) == "n/a" and bench.fmt(float("nan")) == "n/a"
+    assert bench.fmt(0.12345) == "0.123" and bench.fmt(12345.6) == "12,346"
+    assert bench.fmt_spread({"median": 0.5, "min": 0.25, "max": 1.0}, 1e3) == "500 (250–1,000)"
+
+
+def test_loader_throughput_counts_images_not_time():
+    loader = DataLoader(TensorDataset(torch.zeros(20, 3, 4, 4)), batch_size=4)
+    r = bench.loader_throughput(loader, epochs=2)
+    assert r["batches_per_epoch"] == 5 and r["steady_img_s"]["n"] == 2
+    assert all(v > 0 for v in r["steady_img_s"]["samples"] + r["cold_img_s"]["samples"])
+
+
+# ---------------------------------------------------------------------------------------- FID path
+
+def test_fold_batchnorm_keeps_the_function_and_channels_last():
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    from upsample_zoo.metrics.fid import fold_batchnorm, speed_up_inception
+
+    torch.manual_seed(0)
+    net = nn.Sequential(BasicConv2d(3, 8, kernel_size=3, padding=1), BasicConv2d(8, 5, kernel_size=1))
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 9, 9)
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(nn.Sequential(BasicConv2d(3, 4, kernel_size=1)))  # training mode: no running stats to fold
+    net.eval()
+    ref = net(x)
+    speed_up_inception(net)
+    assert not [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert net[0].conv.weight.is_contiguous(memory_format=torch.channels_last) and net[0].conv.bias is not None
+    assert (net(x) - ref).abs().max().item() < 1e-5
+
+
+# ------------------------------------------------------------------------------------ Lightning pairs
+
+def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
+    w = bench.build_workload("gan", bench.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
+    plain, light = bench.interleaved_fit(w, 3, torch.device("cpu"), tmp_path)
+    assert len(plain) == len(light) == 3
+    assert all(c.wall > 0 and c.thread >= 0 for c in plain)
+
+
+# ----------------------------------------------------------------------------------------- micro run
+
+def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
+    out = tmp_path / "bench"
+    rc = bench.main(["--quick", "--only", "upsamplers", "--upsamplers", "nearest,tconv", "--out", str(out)])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = json.loads(lines[-1])
+    assert set(bench.HEADLINE_KEYS) <= set(head)
+    assert head["matmul_peak_gflops"] > 0 and head["overhead_gan"] is None and head["mode"] == "quick"
+    report = json.loads((out / "bench.json").read_text())
+    assert set(report["upsamplers"]["rows"]) == {"nearest", "tconv"}
+    assert report["device"]["torch_threads"] >= 1 and report["device"]["cpu"]
+    md = (out / "bench.md").read_text()
+    assert "| tconv |" in md and "matmul peak" in md
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]  # atomic: no temp files left
+
+
+def test_unknown_section_is_a_usage_error(tmp_path, capsys):
+    assert bench.main(["--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown bench sections" in capsys.readouterr().err
+
+
+def test_headline_reads_nested_results():
+    res = {"mode": "quick", "overhead": {"segmentation": {"ratio": {"median": 0.98}, "ratio_implied": 0.99},
+                                          "gan": {"ratio": {"median": 0.97}}},
+           "fid": {"speedup": {"median": 1.5}, "cache": {"ratio": 0.6}, "features_max_abs_diff": 1e-5},
+           "matmul": {"gflops": {"median": 80.0}}, "sweep": {"skipped": "not installed"}}
+    h = bench.headline(res)
+    assert (h["overhead_segmentation"], h["overhead_gan"], h["fid_speedup"], h["fid_cache_ratio"],
+            h["matmul_peak_gflops"]) == (0.98, 0.97, 1.5, 0.6, 80.0)
+    assert h["sweep_speedup"] is None and h["overhead_segmentation_implied"] == 0.99
+    assert json.loads(json.dumps(h)) == h
+    assert not math.isnan(h["fid_features_max_abs_diff"])
+
+
+def test_joblib_probe_says_why_when_missing(monkeypatch):
+    assert bench.joblib_available() in (None,) or isinstance(bench.joblib_available(), str)
+    monkeypatch.setattr(bench, "find_spec", lambda name: None)
+    assert "hydra-joblib-launcher" in bench.joblib_available()
+
+
+def test_config_dir_is_the_repo_configs():
+    assert (bench.CONFIG_DIR / "train.yaml").is_file() and bench.CONFIG_DIR == Path(__file__).parents[1] / "configs"

@@ -1,0 +1,254 @@
+"""upsample-zoo compare on synthetic results.json trees: statistics, grouping, holes, escaping, CLI, wandb."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from upsample_zoo import cli
+from upsample_zoo.compare import compare, describe, load_runs, paired_test, sign_flip_p, summarize
+
+PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
+                        "789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+
+
+def write_run(root: Path, name: str, *, upsampler: str, seed: int, metrics: dict | None = None,
+              status: str = "ok", task: str = "segmentation", data: str = "voc_synthetic", tags=(),
+              overrides: list[str] | None = None, cost: dict | None = None, error: str | None = None,
+              figure: str | None = None, extra: dict | None = None) -> Path:
+    d = root / name
+    (d / ".hydra").mkdir(parents=True, exist_ok=True)
+    res = {"schema": 1, "status": status, "error": error, "task": task, "upsampler": upsampler, "data": data,
+           "seed": seed, "tags": list(tags), "metrics": metrics or {},
+           "cost": cost or {"params_total": 1000, "params_upsamplers": 100, "train_img_per_s": 10.0, "wall_s": 5.0},
+           "protocol": {"miou": "confusion matrix over the split"}, "run_dir": str(d), **(extra or {})}
+    (d / "results.json").write_text(json.dumps(res))
+    ov = overrides if overrides is not None else [f"upsampler={upsampler}", f"seed={seed}"]
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {json.dumps(o)}\n" for o in ov))
+    if figure:
+        (d / figure).write_bytes(PNG_1PX)
+    return d
+
+
+MIOU = {("bilinear", 0): 0.50, ("bilinear", 1): 0.52, ("bilinear", 2): 0.47,
+        ("tconv", 0): 0.55, ("tconv", 1): 0.58, ("tconv", 2): 0.51,
+        ("nearest", 0): 0.49, ("nearest", 1): 0.53}
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    root = tmp_path / "sweep"
+    for (up, seed), v in MIOU.items():
+        write_run(root, f"{up}_s{seed}", upsampler=up, seed=seed, figure="predictions.png",
+                  metrics={"test/miou": v, "test/checkerboard_db": 10 * v, "val/miou": v - 0.01})
+    write_run(root, "nearest_s2", upsampler="nearest", seed=2, status="failed", error="RuntimeError: boom")
+    return root
+
+
+def test_describe_matches_numpy_scipy():
+    xs = [0.31, 0.35, 0.29, 0.40]
+    d = describe(xs)
+    lo, hi = stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs))
+    assert d["n"] == 4 and d["mean"] == pytest.approx(np.mean(xs))
+    assert d["std"] == pytest.approx(np.std(xs, ddof=1))
+    assert (d["ci_low"], d["ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+    two = describe([1.0, 3.0])  # n=2: t(0.975, 1) = 12.706
+    assert two["ci_high"] - 2.0 == pytest.approx(12.7062047 * math.sqrt(2) / math.sqrt(2))
+    one = describe([5.0, float("nan"), None])
+    assert one["n"] == 1 and one["mean"] == 5.0 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
+    assert describe([])["n"] == 0
+
+
+def _brute_sign_flip(d):
+    d = np.asarray(d, dtype=float)
+    obs = abs(d.sum())
+    sums = [abs(np.dot(s, d)) for s in itertools.product((1, -1), repeat=len(d))]
+    return np.mean([s >= obs - 1e-12 for s in sums])
+
+
+def test_paired_tests_match_independent_computation():
+    x, y = [0.55, 0.58, 0.51], [0.50, 0.52, 0.47]
+    t = paired_test(x, y)
+    assert t["test"].startswith("paired t-test") and t["n_pairs"] == 3
+    assert t["p"] == pytest.approx(stats.ttest_rel(x, y).pvalue)
+    assert t["diff"] == pytest.approx(np.mean(np.subtract(x, y)))
+    # fewer than 3 pairs: exact sign-flip permutation
+    t2 = paired_test([0.55, 0.58], [0.50, 0.52])
+    assert "sign-flip" in t2["test"] and t2["p"] == pytest.approx(0.5) == _brute_sign_flip([0.05, 0.06])
+    assert paired_test([1.0], [0.0])["p"] == 1.0
+    for d in ([0.3, -0.1, 0.2, 0.25, 0.4], [1, 2, 3, 4, 5, 6], [0.1, -0.1]):
+        assert sign_flip_p(d) == pytest.approx(_brute_sign_flip(d))
+    assert sign_flip_p([1, 2, 3, 4, 5, 6]) == pytest.approx(2 / 64)
+    assert paired_test([], [])["n_pairs"] == 0
+    assert paired_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p"] == 1.0  # zero variance, no difference
+
+
+def test_report_stats_and_files(tree, tmp_path):
+    out = tmp_path / "report"
+    written = compare([tree], baseline="bilinear", out=out)
+    assert {p.name for p in written.values()} == {"comparison.md", "comparison.csv", "comparison.html"}
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    # one row per group x metric: 3 groups x (3 metrics + 4 cost entries)
+    assert len(rows) == 3 * 7
+    assert not list(out.glob(".comparison*"))  # atomic writes left no temp file
+    by = {(r["upsampler"], r["metric"]): r for r in rows}
+    t = by[("tconv", "test/miou")]
+    xs = [MIOU[("tconv", s)] for s in range(3)]
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(xs), scale=stats.sem(xs))
+    assert int(t["n_ok"]) == 3 and int(t["n_failed"]) == 0
+    assert float(t["mean"]) == pytest.approx(np.mean(xs)) and float(t["std"]) == pytest.approx(np.std(xs, ddof=1))
+    assert float(t["ci95_low"]) == pytest.approx(lo) and float(t["ci95_high"]) == pytest.approx(hi)
+    base = [MIOU[("bilinear", s)] for s in range(3)]
+    assert float(t["p_value"]) == pytest.approx(stats.ttest_rel(xs, base).pvalue)
+    assert float(t["diff_mean"]) == pytest.approx(np.mean(np.subtract(xs, base)))
+    assert t["significant"] == ("yes" if stats.ttest_rel(xs, base).pvalue < 0.05 else "no")
+    n = by[("nearest", "test/miou")]  # seeds 0, 1 ok and seed 2 failed: 2 pairs -> sign-flip
+    assert int(n["n_ok"]) == 2 and int(n["n_failed"]) == 1 and int(n["n_pairs"]) == 2
+    assert "sign-flip" in n["test"] and float(n["p_value"]) == pytest.approx(_brute_sign_flip([-0.01, 0.01]))
+    assert n["significant"] == "no"
+    assert by[("bilinear", "test/miou")]["test"] == ""  # the baseline is not tested against itself
+
+    md = (out / "comparison.md").read_text()
+    table = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert table[0].startswith("| upsampler | n ok | n failed | mIoU ↑")
+    row = next(ln for ln in table if ln.startswith("| tconv |"))
+    assert f"{np.mean(xs):.4f} ± {np.std(xs, ddof=1):.4f}" in row
+    assert "| nearest | 2 | 1 |" in md and "RuntimeError: boom" in md
+    assert "sign-flip" in md and "ttest_rel" in md
+
+    page = (out / "comparison.html").read_text()
+    assert page.count("<table") >= 4 and "data:image/png;base64," in page
+    assert 'alt="bar chart"' in page and 'alt="quality vs cost"' in page
+    assert page.count('alt="tconv predictions.png"') == 1
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(""", page), "external reference"
+    assert "python train.py upsampler=tconv seed=0" in page
+
+
+def test_default_out_is_the_single_folder(tree):
+    compare([tree])
+    assert (tree / "comparison.html").exists()
+
+
+def test_holes_never_crash_the_report(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "ok", upsampler="tconv", seed=0, metrics={"test/miou": 0.4, "test/fid": float("nan")})
+    write_run(root, "weird", upsampler="tconv", seed=1, metrics={"test/miou": "n/a", "x": [1]}, cost={})
+    write_run(root, "failed", upsampler="bilinear", seed=0, status="failed", error="ConfigError: base_channels")
+    (root / "corrupt").mkdir()
+    (root / "corrupt" / "results.json").write_text('{"status": "ok", "metr')  # a torn copy
+    (root / "list").mkdir()
+    (root / "list" / "results.json").write_text("[]")
+    killed = root / "killed" / ".hydra"  # a job killed before it wrote results.json
+    killed.mkdir(parents=True)
+    (killed / "overrides.yaml").write_text("- upsampler=nearest\n- seed=3\n")
+    (killed / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      task: segmentation\n"
+                                       "      upsampler: nearest\n      data: voc_synthetic\n")
+    (killed / "config.yaml").write_text("seed: 3\ntags: []\n")
+    runs = {r.run_dir.name: r for r in load_runs([root])}
+    assert runs["killed"].status == "incomplete" and runs["killed"].upsampler == "nearest" and runs["killed"].seed == 3
+    assert runs["corrupt"].status == runs["list"].status == "unreadable"
+    written = compare([root], out=tmp_path / "out")
+    md = written["md"].read_text()
+    assert "| nearest | 0 | 1 |" in md and "incomplete" in md and "| bilinear | 0 | 1 |" in md
+    assert "unreadable" in md
+    rows = list(csv.DictReader(written["csv"].open()))
+    tconv = next(r for r in rows if r["upsampler"] == "tconv" and r["metric"] == "test/miou")
+    assert tconv["n_ok"] == "1" and tconv["std"] == ""
+    # nothing at all: still a report
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "No runs found" in compare([empty])["html"].read_text()
+
+
+def test_variants_keep_different_configs_apart(tmp_path):
+    root = tmp_path / "sweep"
+    write_run(root, "a", upsampler="nearest", seed=0, metrics={"test/miou": 0.3},
+              overrides=["debug=smoke", "model.base_channels=8", "upsampler=nearest"])
+    write_run(root, "b", upsampler="nearest", seed=0, status="failed", error="ConfigError: model.base_channels=0",
+              overrides=["debug=smoke", "model.base_channels=0", "upsampler=nearest"])
+    cmp = summarize(load_runs([root]))
+    titles = {s.title: (s.groups[0].n_ok, s.groups[0].n_failed) for s in cmp.sections}
+    assert titles == {"segmentation · voc_synthetic · model.base_channels=8": (1, 0),
+                      "segmentation · voc_synthetic · model.base_channels=0": (0, 1)}
+
+
+def test_gan_report_with_spectra_and_reference_difference(tmp_path):
+    root = tmp_path / "gan"
+    freqs = [i / 32 for i in range(17)]
+    for up, s in itertools.product(["bilinear", "tconv"], [0, 1, 2]):
+        bump = 30.0 if up == "tconv" else 1.0
+        write_run(root, f"{up}{s}", upsampler=up, seed=s, task="gan", data="cifar_synthetic", figure="samples.png",
+                  metrics={"test/fid": 200 + 10 * s + (20 if up == "tconv" else 0), "test/checkerboard_db": 3.0 + s,
+                           "test/checkerboard_db_ref": -7.0},
+                  extra={"spectrum": {"freqs": freqs, "power": [1 / (f + 0.05) ** 2 for f in freqs[:-1]] + [bump],
+                                      "real": [1 / (f + 0.05) ** 2 for f in freqs]}})
+    written = compare([root], out=tmp_path / "out")
+    page = written["html"].read_text()
+    assert 'alt="azimuthal spectra"' in page and 'alt="tconv samples.png"' in page
+    rows = list(csv.DictReader(written["csv"].open()))
+    ref = next(r for r in rows if r["upsampler"] == "tconv" and r["metric"] == "test/checkerboard_db_vs_ref")
+    assert float(ref["mean"]) == pytest.approx(11.0)
+    fid = next(r for r in rows if r["upsampler"] == "tconv" and r["metric"] == "test/fid")
+    assert float(fid["diff_mean"]) == pytest.approx(20.0) and fid["direction"] == "min"
+    assert "FID" in written["md"].read_text()
+
+
+def test_every_string_is_html_escaped(tmp_path):
+    evil = "<script>alert(1)</script>"
+    img = '<img src=x onerror="alert(2)">'
+    root = tmp_path / "run<b>dir</b>"
+    write_run(root, "r0", upsampler=evil, seed=0, tags=[evil, img], metrics={"test/miou": 0.2, f"test/{img}": 1.0},
+              overrides=[f"++tags=['{evil}']", f"upsampler={evil}"], error=None)
+    write_run(root, "r1", upsampler="bilinear", seed=0, status="failed", error=img, data=img,
+              extra={"protocol": {img: evil}})
+    written = compare([root], out=tmp_path / "out", baseline=evil)
+    page = written["html"].read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>dir" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+    assert page.count("<script>") == 1  # only the report's own (hash-pinned) sorting script
+    assert "script-src 'sha256-" in page
+    md = written["md"].read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def test_cli_compare_probe_bench(tree, tmp_path, monkeypatch, capsys):
+    assert cli.main(["compare", str(tree), "--out", str(tmp_path / "o"), "--baseline", "tconv"]) == 0
+    assert "Against the baseline `tconv`" in capsys.readouterr().out
+    assert cli.main(["compare", str(tmp_path / "nope")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    seen = {}
+    import upsample_zoo.probe
+
+    monkeypatch.setattr(upsample_zoo.probe, "main", lambda argv: seen.setdefault("argv", argv) and 0)
+    assert cli.main(["probe", "--quick", "--out", "x"]) == 0 and seen["argv"] == ["--quick", "--out", "x"]
+    monkeypatch.setitem(sys.modules, "upsample_zoo.bench", None)  # as if the module were absent
+    assert cli.main(["bench", "--help"]) == 2
+    assert "bench command is not available" in capsys.readouterr().err
+    assert cli.main([]) == 2
+
+
+def test_console_script_wandb_offline(tree, tmp_path):
+    """--wandb logs a wandb.Table in an offline run: no account, no network (the base URL is a closed port)."""
+    env = {**os.environ, "WANDB_API_KEY": "", "WANDB_MODE": "", "WANDB_BASE_URL": "http://127.0.0.1:9",
+           "WANDB_SILENT": "true"}
+    out = tmp_path / "w"
+    proc = subprocess.run([sys.executable, "-m", "upsample_zoo.cli", "compare", str(tree), "--out", str(out),
+                           "--wandb"], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| tconv |" in proc.stdout
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list((runs[0] / "files" / "media" / "table").rglob("comparison*.table.json"))
+    debug_log = (runs[0] / "logs" / "debug-internal.log").read_text(errors="replace")
+    assert "127.0.0.1:9" not in debug_log and "api.wandb.ai" not in debug_log

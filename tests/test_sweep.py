@@ -1,0 +1,132 @@
+"""Real multiruns end with the comparison report in the sweep dir (the Hydra callback), holes included."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+
+from upsample_zoo.train import CONFIG_DIR
+
+from .conftest import ZOO, run_cli
+
+EVIL_TAG = "<script>alert(1)</script>"
+SMOKE_UPSAMPLERS = ["nearest", "tconv", "pixel_shuffle"]
+ABLATION = ["nearest", "bilinear", "bicubic", "tconv", "tconv_k3", "resize_conv", "pixel_shuffle", "pixel_shuffle_icnr"]
+
+
+_SWEEPS: dict[str, Path] = {}  # test_browser.py imports the fixture: one FixtureDef per module, one sweep
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(zoo_root, tmp_path_factory) -> Path:
+    """`python train.py -m upsampler=nearest,tconv,pixel_shuffle seed=0,1 debug=smoke`, once per session
+    (6 smoke jobs in one process), with a hostile tag for the escaping checks."""
+    if "smoke" not in _SWEEPS:
+        sweep = tmp_path_factory.mktemp("smoke_sweep")
+        proc = run_cli(["-m", f"upsampler={','.join(SMOKE_UPSAMPLERS)}", "seed=0,1", "debug=smoke",
+                        f"++tags=['{EVIL_TAG}']", f"hydra.sweep.dir={sweep}"], zoo_root, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "comparison written to" in proc.stdout
+        _SWEEPS["smoke"] = sweep
+    return _SWEEPS["smoke"]
+
+
+def _table_rows(md: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in ZOO and cells[0] not in rows:
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_multirun_ends_with_the_comparison(smoke_sweep):
+    results = sorted(smoke_sweep.rglob("results.json"))
+    assert len(results) == 6 and all(json.loads(p.read_text())["status"] == "ok" for p in results)
+    md = (smoke_sweep / "comparison.md").read_text()
+    header = next(ln for ln in md.splitlines() if ln.startswith("| upsampler"))
+    assert [c.strip() for c in header.strip("|").split("|")][:4] == ["upsampler", "n ok", "n failed", "mIoU ↑"]
+    rows = _table_rows(md)
+    assert sorted(rows) == sorted(SMOKE_UPSAMPLERS)  # 3 upsampler rows
+    for cells in rows.values():
+        assert cells[1:3] == ["2", "0"]  # n ok = 2 seeds, none failed
+        assert re.fullmatch(r"\d\.\d+ ± \d\.\d+", cells[3]), cells  # mIoU mean ± std over the 2 seeds
+    # the numbers are the runs' own
+    miou = {}
+    for p in results:
+        r = json.loads(p.read_text())
+        miou.setdefault(r["upsampler"], []).append(r["metrics"]["test/miou"])
+    rows_csv = list(csv.DictReader((smoke_sweep / "comparison.csv").open()))
+    for up, vals in miou.items():
+        row = next(r for r in rows_csv if r["upsampler"] == up and r["metric"] == "test/miou")
+        assert float(row["mean"]) == pytest.approx(sum(vals) / 2) and row["seeds"] == "0 1"
+    assert (smoke_sweep / "comparison.html").stat().st_size > 20_000  # figures embedded
+
+
+def test_report_escapes_the_run_tag(smoke_sweep):
+    assert json.loads(next(smoke_sweep.rglob("results.json")).read_text())["tags"] == [EVIL_TAG]
+    page = (smoke_sweep / "comparison.html").read_text()
+    assert EVIL_TAG not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script") == 1  # the report's own sorting script, pinned by the CSP hash
+    assert "python train.py -m" in page and "debug=smoke" in page  # the sweep's exact command
+
+
+def test_failed_job_does_not_stop_the_sweep(tmp_path):
+    """Also the default sweep dir (no hydra.sweep.dir): it resolves before any job, under UPSAMPLE_ZOO_ROOT."""
+    proc = run_cli(["-m", "upsampler=nearest", "model.base_channels=8,0", "debug=smoke"], tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweeps = list((tmp_path / "logs" / "segmentation" / "multiruns").iterdir())
+    assert len(sweeps) == 1
+    tmp_path = sweeps[0]
+    status = {json.loads(p.read_text())["config"]["model"]["base_channels"]: json.loads(p.read_text())["status"]
+              for p in tmp_path.rglob("results.json")}
+    assert status == {8: "ok", 0: "failed"}
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
+    failed = [r for r in rows if r["variant"] == "model.base_channels=0"]
+    assert failed and all(r["n_failed"] == "1" and r["n_ok"] == "0" for r in failed)
+    ok = next(r for r in rows if r["variant"] == "model.base_channels=8" and r["metric"] == "test/miou")
+    assert ok["n_ok"] == "1" and ok["n_failed"] == "0"
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| nearest | 0 | 1 |" in md and "base_channels" in md.split("Failed or incomplete runs")[1]
+    assert "failed" in (tmp_path / "comparison.html").read_text()
+
+
+def _compose(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("name,task,model", [("seg_ablation", "segmentation", "UNet"),
+                                             ("gan_ablation", "gan", "DCGAN"),
+                                             ("seg_ablation_full", "segmentation", "UNet"),
+                                             ("gan_ablation_full", "gan", "DCGAN")])
+def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
+    cfg = _compose([f"experiment={name}"])
+    HydraConfig.instance().cfg = None  # as when the sweeper resolves it: before any job, no HydraConfig
+    sweep_dir = str(cfg.hydra.sweep.dir)
+    assert sweep_dir.startswith(str(zoo_root / "logs" / task / "multiruns")) and sweep_dir.endswith(name)
+    params = cfg.hydra.sweeper.params
+    swept = params.upsampler.split(",")
+    assert set(ABLATION) <= set(swept) and set(swept) <= set(ZOO)  # every classic operator, only real configs
+    assert len(params.seed.split(",")) >= 2
+    assert cfg.hydra.runtime.choices.task == task and cfg.model._target_.endswith(model)
+    assert cfg.hydra.callbacks.compare._target_ == "upsample_zoo.hydra_callbacks.CompareOnMultirunEnd"
+    if name.endswith("_full"):
+        assert cfg.trainer.accelerator == "gpu"
+        if task == "gan":
+            assert cfg.metrics.fid.num_fake == 10_000
+
+
+@pytest.mark.parametrize("launcher,target", [("joblib", "JoblibLauncher"), ("submitit_slurm", "SlurmLauncher")])
+def test_launchers_are_configs(zoo_root, launcher, target):
+    cfg = _compose([f"hydra/launcher={launcher}", "experiment=seg_ablation"])
+    assert cfg.hydra.launcher._target_.endswith(target)
