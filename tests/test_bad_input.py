@@ -153,3 +153,13 @@ def test_non_finite_loss_stops_and_records(zoo_root, tmp_path, args, needle):
     assert_one_line(proc, needle)
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["status"] == "failed" and needle in res["error"]
+
+
+@pytest.mark.parametrize("where", ["run", "sweep"])
+def test_output_dir_not_writable(zoo_root, tmp_path, where):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    key = "hydra.run.dir" if where == "run" else "hydra.sweep.dir"
+    args = ["debug=smoke", f"{key}={blocker / 'run'}"] + (["-m"] if where == "sweep" else [])
+    proc = run_cli(args, zoo_root)
+    assert_one_line(proc, "is not writable", str(blocker / "run"), "hydra.run.dir")

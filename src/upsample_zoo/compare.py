@@ -51,8 +51,9 @@ MAX_EMBED_BYTES = 8 * 2**20
 
 # metrics shown in the summary tables and charts, per task (others are in the CSV and the full table)
 HEADLINE = {
-    "segmentation": ["test/miou", "test/pixel_acc", "test/checkerboard_db"],
-    "gan": ["test/fid", "test/checkerboard_db", "test/checkerboard_db_vs_ref"],
+    "segmentation": ["test/miou", "test/boundary_iou", "test/pixel_acc", "test/checkerboard_db",
+                     "test/grid_error_contrast"],
+    "gan": ["test/fid", "test/spectral_fd", "test/checkerboard_db", "test/checkerboard_db_vs_ref"],
 }
 CHART_METRICS = ["test/miou", "test/fid", "test/checkerboard_db", "test/checkerboard_db_vs_ref"]
 QUALITY = ["test/miou", "test/fid"]  # the y axis of the quality-vs-cost scatter, first one present
@@ -60,9 +61,11 @@ COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params
                 ("cost/train_img_per_s", "train img/s"), ("cost/wall_s", "wall s")]
 LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID",
           "test/checkerboard_db": "checkerboard dB", "test/checkerboard_db_vs_ref": "checkerboard dB − real",
+          "test/boundary_iou": "boundary IoU", "test/grid_error_contrast": "grid error contrast",
+          "test/spectral_fd": "spectral FD",
           "cost/params_upsamplers": "params (upsamplers)", "cost/params_total": "params (total)",
           "cost/train_img_per_s": "train img/s", "cost/wall_s": "wall s"}
-FIGURES = ["predictions.png", "samples.png"]
+FIGURES = ["predictions.png", "samples.png", "grid_error.png"]
 SPECTRUM_FIGURE = "spectrum_azimuthal.png"
 IGNORED_OVERRIDE_KEYS = {"upsampler", "seed", "tags", "ckpt_path"}
 IGNORED_OVERRIDE_PREFIXES = ("hydra.", "hydra/", "paths.")
@@ -72,7 +75,7 @@ def direction(metric: str) -> str | None:
     """'max', 'min' or None (no better/worse)."""
     m = metric.lower()
     if any(k in m for k in ("fid", "spectral_fd", "checkerboard_db", "checkerboard_amp", "blockiness", "loss",
-                            "wall_s", "fit_s", "hf_gap")):
+                            "wall_s", "fit_s", "hf_gap", "grid_error")):
         return "min"
     if any(k in m for k in ("iou", "acc", "img_per_s")):
         return "max"

@@ -61,3 +61,28 @@ class CompareOnMultirunEnd(Callback):
             return None
         print(f"upsample-zoo: comparison written to {written['md']} (and .csv, .html)", flush=True)
         return written["html"]
+
+
+class CheckOutputDir(Callback):
+    """Before Hydra creates the run (or sweep) dir: if it cannot be created or written, stop with one
+    line instead of a traceback from deep inside pathlib, and write nothing."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(str(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(str(config.hydra.sweep.dir))
+
+    @staticmethod
+    def _check(path: str) -> None:
+        import sys
+        import tempfile
+
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            print(f"upsample-zoo: error: output dir {path} is not writable ({e.strerror or e}); choose another "
+                  "hydra.run.dir (or hydra.sweep.dir), or fix its permissions", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
