@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test lint clean
+.PHONY: install train test lint bench compare probe clean
 
 install: $(STAMP)
 
@@ -23,6 +23,16 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+bench: install
+	$(VENV)/bin/upsample-zoo bench $(ARGS)
+
+# make compare SWEEP=logs/segmentation/multiruns/<time>
+compare: install
+	$(VENV)/bin/upsample-zoo compare $(SWEEP) $(ARGS)
+
+probe: install
+	$(VENV)/bin/upsample-zoo probe $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts train.py
