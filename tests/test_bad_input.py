@@ -113,7 +113,8 @@ def test_corrupt_jpeg_named_then_skipped(zoo_root, tmp_path, small_voc):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "b" / "results.json").read_text())
     assert res["status"] == "ok" and res["dataset"]["num_train"] == 7
-    assert len(res["dataset"]["skipped_corrupt"]) == 1 and "synth_train_00003.jpg" in res["dataset"]["skipped_corrupt"][0]
+    skipped = res["dataset"]["skipped_corrupt"]
+    assert len(skipped) == 1 and "synth_train_00003.jpg" in skipped[0]
     assert "synth_train_00003.jpg" in proc.stdout + proc.stderr  # the warning
 
 

@@ -201,3 +201,11 @@ def test_joblib_probe_says_why_when_missing(monkeypatch):
 
 def test_config_dir_is_the_repo_configs():
     assert (bench.CONFIG_DIR / "train.yaml").is_file() and bench.CONFIG_DIR == Path(__file__).parents[1] / "configs"
+
+
+def test_threads_option():
+    assert bench.choose_threads("3") == (3, "--threads")
+    assert bench.choose_threads("0")[0] is None and bench.choose_threads("many")[0] is None
+    busy, _ = bench.choose_threads("auto", load=[99.0, 99.0, 99.0])
+    idle, _ = bench.choose_threads("auto", load=[0.0, 0.0, 0.0])
+    assert idle == bench.TORCH_DEFAULT_THREADS and busy == 1

@@ -130,3 +130,13 @@ def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
 def test_launchers_are_configs(zoo_root, launcher, target):
     cfg = _compose([f"hydra/launcher={launcher}", "experiment=seg_ablation"])
     assert cfg.hydra.launcher._target_.endswith(target)
+
+
+def test_joblib_launcher_runs_jobs_with_dataloader_workers(zoo_root, tmp_path):
+    """hydra/launcher=joblib: parallel jobs whose DataLoaders start workers (loky's start method is restored)."""
+    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "upsampler=nearest,tconv",
+                    "debug=smoke", "data.num_workers=1", f"hydra.sweep.dir={tmp_path}"], zoo_root, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = [json.loads(p.read_text()) for p in tmp_path.rglob("results.json")]
+    assert len(res) == 2 and all(r["status"] == "ok" for r in res), [r.get("error") for r in res]
+    assert "| tconv | 1 | 0 |" in (tmp_path / "comparison.md").read_text()

@@ -54,6 +54,7 @@ from typing import Any
 import torch
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before --threads changes it
 SECTIONS = ("upsamplers", "overhead", "data", "fid", "checkerboard", "scaling", "sweep")
 HEADLINE_KEYS = ("overhead_segmentation", "overhead_gan", "fid_speedup", "fid_cache_ratio", "matmul_peak_gflops")
 SWEEP_UPSAMPLERS = ("nearest", "bilinear", "tconv", "pixel_shuffle")
@@ -75,7 +76,8 @@ class Settings:
     gan_overrides: tuple[str, ...] = ()
     overhead_steps: int = 8          # (Lightning, plain) step pairs per fit, after one warm-up pair
     overhead_fits: int = 2
-    threads_blocks: int = 3          # interleaved blocks of 2 plain steps at default threads vs 1 thread
+    threads_tasks: tuple[str, ...] = ("segmentation", "gan")
+    threads_blocks: int = 2          # interleaved blocks of 1 plain step at torch's default threads vs 1 thread
     overhead_tiny_steps: int = 30     # pairs for the framework's own per-step cost
     data_seg_images: int = 400
     data_vocsize_images: int = 48
@@ -83,7 +85,7 @@ class Settings:
     loader_epochs: int = 3
     fid_batch: int = 32
     fid_rounds: int = 3
-    fid_ideas: tuple[str, ...] = ("inference_mode", "channels_last", "fold", "project", "half_batch", "one_thread")
+    fid_ideas: tuple[str, ...] = ("inference_mode", "channels_last", "fold", "project", "half_batch", "threads")
     fid_ideas_batch: int = 16
     fid_cache_n: int = 64
     cb_val_images: int = 80
@@ -103,14 +105,13 @@ class Settings:
 FULL = Settings(mode="full")
 QUICK = Settings(
     mode="quick", repeats=3, matmul_n=1024, up_batch=4,
-    seg_overrides=("model.base_channels=8", "data.crop_size=64", "data.batch_size=4"),
-    gan_overrides=("data.batch_size=32",),
-    overhead_steps=6, overhead_fits=1, threads_blocks=2,
+    seg_overrides=("data.batch_size=2",), gan_overrides=("data.batch_size=32",),
+    overhead_steps=6, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
     data_seg_images=32, data_vocsize_images=12, data_gan_images=256, loader_epochs=2,
-    fid_batch=8, fid_rounds=3, fid_ideas=("one_thread",), fid_ideas_batch=8, fid_cache_n=8,
+    fid_batch=8, fid_rounds=3, fid_ideas=("project", "threads"), fid_ideas_batch=8, fid_cache_n=8,
     cb_val_images=8, cb_repeats=1,
-    scale_overrides=("model.base_channels=8",), scale_images=(4, 8, 16), scale_side_fixed=64,
-    scale_sides=(48, 96, 192), scale_images_fixed=4, scale_repeats=3,
+    scale_batch=2, scale_images=(2, 4, 8), scale_side_fixed=64, scale_sides=(48, 96, 192), scale_images_fixed=2,
+    scale_repeats=3,
     sweep_overrides=("model.base_channels=8", "data.num_train=16", "data.num_val=4"), sweep_repeats=1,
 )
 
@@ -264,11 +265,7 @@ def cpu_model() -> str:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count()
-    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
+    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "device": str(device), "gpu": None}
@@ -562,17 +559,17 @@ def framework_overhead(task: str, s: Settings, device: torch.device, root: Path)
 
 
 def threads_row(w: Workload, s: Settings, device: torch.device) -> dict:
-    """The plain training step at torch's default thread count vs one thread, interleaved blocks of 2 steps.
-    On an idle machine more threads win on big convolutions; when other jobs hold the cores, every parallel
-    region waits for its slowest thread, and one thread can win by a wide margin."""
-    n_default = torch.get_num_threads()
+    """The plain training step at torch's default thread count vs one thread (interleaved blocks of one warm-up
+    and one timed step). On an idle machine more threads win on big convolutions; when other jobs hold the
+    cores, every parallel region waits for its slowest thread, and one thread can win by a wide margin."""
+    n_default = TORCH_DEFAULT_THREADS
     times: dict[int, list[float]] = {n_default: [], 1: []}
     for i in range(s.threads_blocks):
         for n in ((n_default, 1) if i % 2 == 0 else (1, n_default)):
             with torch_threads(n):
-                times[n].append(plain_block(w, 2, device).wall / 2)
+                times[n].append(plain_block(w, 1, device).wall)
     ratio = ratio_summary(times[n_default], times[1])
-    log(f"threads {w.task_name}: 1 thread is x{ratio['median']:.2f} the speed of {n_default}")
+    log(f"threads {w.task_name}: 1 thread runs x{ratio['median']:.2f} the speed of {n_default}")
     return {"default_threads": n_default, "default_step_s": summarize(times[n_default]),
             "one_thread_step_s": summarize(times[1]), "one_thread_speedup": ratio}
 
@@ -596,7 +593,7 @@ def bench_overhead(w: Workload, s: Settings, device: torch.device, root: Path) -
            "torch_threads": torch.get_num_threads(),
            "plain_step_s": summarize([c.wall for c in plain]), "lightning_step_s": summarize([c.wall for c in light]),
            "ratio": ratio_summary([c.wall for c in plain], [c.wall for c in light])}
-    if device.type == "cpu" and s.threads_blocks and torch.get_num_threads() > 1:
+    if device.type == "cpu" and s.threads_blocks and w.task_name in s.threads_tasks and TORCH_DEFAULT_THREADS > 1:
         out["threads"] = threads_row(w, s, device)
     fw = framework_overhead(w.task_name, s, device, root)
     overhead = max(0.0, fw["overhead_cpu_s"]["median"])
@@ -796,13 +793,11 @@ def fid_ideas(s: Settings, device: torch.device, proj, weights_path: Path, batch
     half = batch[: max(1, len(batch) // 2)]
     threads = torch.get_num_threads()
 
-    def one_thread():
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                fast(batch)
-        finally:
-            torch.set_num_threads(threads)
+    other = 1 if threads > 1 else TORCH_DEFAULT_THREADS  # the thread count this run does not use
+
+    def other_threads():
+        with torch_threads(other), torch.inference_mode():
+            fast(batch)
 
     def inference(module, x=batch):
         with torch.inference_mode():
@@ -815,10 +810,12 @@ def fid_ideas(s: Settings, device: torch.device, proj, weights_path: Path, batch
         "fold": ("+ BatchNorm folded only", lambda: folded(batch), len(batch)),
         "project": ("project: folded + channels_last + inference_mode", lambda: inference(fast), len(batch)),
         "half_batch": (f"project, batch {len(half)} instead of {len(batch)}", lambda: inference(fast, half), len(half)),
-        "one_thread": (f"project, 1 torch thread instead of {threads}", one_thread, len(batch)),
+        "threads": (f"project, {other} torch thread{'s' if other > 1 else ''} instead of {threads}", other_threads,
+                    len(batch)),
     }
     variants = {default: (lambda: base(batch), len(batch))}
-    variants.update({label: (fn, n) for key, (label, fn, n) in candidates.items() if key in s.fid_ideas})
+    variants.update({label: (fn, n) for key, (label, fn, n) in candidates.items()
+                     if key in s.fid_ideas and not (key == "threads" and other == threads)})
     per_image: dict[str, list[float]] = {k: [] for k in variants}
     for fn, _ in variants.values():
         fn()
@@ -998,11 +995,22 @@ def bench_scaling(s: Settings, device: torch.device, work: Path) -> dict:
 
     by_n = measure([(n, s.scale_side_fixed) for n in s.scale_images])
     by_side = measure([(s.scale_images_fixed, side) for side in s.scale_sides])
+    # the optimizer step is paid once per step whatever the side: time it alone (gradients in place)
+    epoch_fn(s.scale_batch, s.scale_side_fixed)()
+    opt_step = summarize(time_calls(opt.step, max(3, s.scale_repeats), 1, device))
     k_n = fit_exponent([r["images"] for r in by_n], [r["epoch_s"]["median"] for r in by_n])
     k_side = fit_exponent([r["side"] for r in by_side], [r["epoch_s"]["median"] for r in by_side])
-    log(f"scaling: epoch time ~ n^{k_n:.2f}, ~ side^{k_side:.2f}")
+    steps = max(1, s.scale_images_fixed // s.scale_batch)
+    rest = [r["epoch_s"]["median"] - steps * opt_step["median"] for r in by_side]
+    k_side_rest = fit_exponent([r["side"] for r in by_side], rest) if min(rest) > 0 else None
+    for r in by_side:
+        r["optimizer_share"] = steps * opt_step["median"] / r["epoch_s"]["median"]
+    log(f"scaling: epoch time ~ n^{k_n:.2f}, ~ side^{k_side:.2f} (without the optimizer step: "
+        f"side^{fmt(k_side_rest)})")
     return {"model": f"U-Net base {cfg.model.base_channels}, depth {cfg.model.depth}", "batch": s.scale_batch,
-            "by_images": by_n, "by_side": by_side, "exponent_images": k_n, "exponent_side": k_side}
+            "params": sum(p.numel() for p in model.parameters()), "optimizer": type(opt).__name__,
+            "optimizer_step_s": opt_step, "by_images": by_n, "by_side": by_side, "exponent_images": k_n,
+            "exponent_side": k_side, "exponent_side_without_optimizer": k_side_rest}
 
 
 # ---------------------------------------------------------------------------------------------- 7 sweep
@@ -1100,7 +1108,8 @@ def headline(res: dict) -> dict[str, Any]:
         "scaling_exponent_images": r((res.get("scaling") or {}).get("exponent_images")),
         "scaling_exponent_side": r((res.get("scaling") or {}).get("exponent_side")),
         "sweep_speedup": r(_med(res.get("sweep"), "speedup")),
-        "mode": res["mode"], "wall_s": r(res.get("wall_s")), "load_avg": res.get("load_avg_end"),
+        "mode": res["mode"], "torch_threads": (res.get("device") or {}).get("torch_threads"),
+        "wall_s": r(res.get("wall_s")), "load_avg": res.get("load_avg_end"),
         "errors": sorted(res.get("errors", {})),
     }
 
@@ -1111,8 +1120,10 @@ def render_markdown(res: dict) -> str:
     add = L.append
     add(f"# upsample-zoo bench ({res['mode']})\n")
     gpu = info.get("gpu") or "none (no GPU figures exist yet)"
-    add(f"- **Machine**: {info['cpu']}, {info['cpus_usable']} usable CPUs, torch {info['torch']} with "
-        f"{info['torch_threads']} threads; device `{info['device']}`; GPU: {gpu}.")
+    thr = res.get("threads") or {}
+    add(f"- **Machine**: {info['cpu']}, {info['cpus_usable']} usable CPUs, torch {info['torch']}; device "
+        f"`{info['device']}`; GPU: {gpu}.")
+    add(f"- **Torch threads**: {info['torch_threads']} ({thr.get('why', 'torch default')}).")
     add(f"- **Load average** (1/5/15 min) at start {res.get('load_avg_start')}, at end {res.get('load_avg_end')}: "
         "above the CPU count, other jobs shared the machine and absolute times are inflated; ratios are measured "
         "side by side (interleaved) to cancel most of it.")
@@ -1165,8 +1176,8 @@ def render_markdown(res: dict) -> str:
             "conservatively.\n")
         thr = {t: r["threads"] for t, r in ov.items() if isinstance(r, dict) and r.get("threads")}
         if thr:
-            add("Threads: the plain training step at torch's default thread count vs 1 thread (interleaved blocks "
-                "of 2 steps); > 1 means one thread is faster on this machine right now.\n")
+            add("Threads: the plain training step at torch's default thread count vs 1 thread (interleaved, one "
+                "warm-up and one timed step each); > 1 means one thread is faster on this machine right now.\n")
             add("| task | default threads | ms/step | 1 thread ms/step | 1 thread ÷ default, speed |")
             add("|---|---:|---:|---:|---:|")
             for t, r in thr.items():
@@ -1243,12 +1254,16 @@ def render_markdown(res: dict) -> str:
         if "error" in sc:
             add(f"error: {sc['error']}\n")
         else:
-            add("| images | side | epoch s |")
-            add("|---:|---:|---:|")
+            add("| images | side | epoch s | optimizer step share |")
+            add("|---:|---:|---:|---:|")
             for r in sc["by_images"] + sc["by_side"]:
-                add(f"| {r['images']} | {r['side']} | {fmt_spread(r['epoch_s'])} |")
+                share = r.get("optimizer_share")
+                add(f"| {r['images']} | {r['side']} | {fmt_spread(r['epoch_s'])} | "
+                    f"{fmt(share * 100) + '%' if share is not None else ''} |")
             add(f"\nFitted exponents: epoch time ∝ images^**{sc['exponent_images']:.2f}** (expect 1), "
-                f"∝ side^**{sc['exponent_side']:.2f}** (expect 2).\n")
+                f"∝ side^**{sc['exponent_side']:.2f}** (expect 2). The {sc['optimizer']} step over "
+                f"{sc['params']:,} parameters ({fmt_spread(sc['optimizer_step_s'], 1e3)} ms) is paid once per step "
+                f"whatever the side; without it: side^**{fmt(sc['exponent_side_without_optimizer'])}**.\n")
 
     sw = res.get("sweep")
     if sw:
@@ -1262,7 +1277,8 @@ def render_markdown(res: dict) -> str:
             add("| launcher | wall s | jobs ok |")
             add("|---|---:|---:|")
             for name, r in sw["rows"].items():
-                add(f"| {name} | {fmt_spread(r['wall_s'])} | {r['jobs_ok']} |")
+                ok = ", ".join(f"{k}/{sw['jobs']}" for k in r["jobs_ok"])
+                add(f"| {name} | {fmt_spread(r['wall_s'])} | {ok} |")
             add(f"\nSequential wall ÷ joblib wall (throughput ratio): **{fmt_spread(sw['speedup'])}**.\n")
     if res.get("errors"):
         add("## Errors\n")
@@ -1281,8 +1297,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of sections: {','.join(SECTIONS)} (default: all)")
     p.add_argument("--upsamplers", default=None, help="comma-separated upsampler configs for row 1 (default: all)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads for the whole bench and its sweep jobs (default: torch's own choice)")
+    p.add_argument("--threads", default="auto",
+                   help="torch threads for the measurements: a number, or auto (default): torch's own choice on an "
+                        "idle machine, 1 when the load average already exceeds the usable CPUs (then every parallel "
+                        "region waits for a descheduled thread and the figures measure the contention, not the code)")
     return p
 
 
@@ -1349,6 +1367,31 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
     return res
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_threads(option: str, load: list[float] | None = None) -> tuple[int | None, str]:
+    """(threads, why) for ``--threads``; (None, error) for a bad value."""
+    if option != "auto":
+        try:
+            n = int(option)
+        except ValueError:
+            n = 0
+        if n < 1:
+            return None, f"--threads must be a positive integer or auto, got {option!r}"
+        return n, "--threads"
+    load = load_average() if load is None else load
+    cpus = usable_cpus()
+    if load and load[0] > cpus and TORCH_DEFAULT_THREADS > 1:
+        return 1, (f"auto: load average {load[0]:.1f} > {cpus} usable CPUs, other jobs hold the cores; "
+                   f"torch's default would be {TORCH_DEFAULT_THREADS}")
+    return TORCH_DEFAULT_THREADS, f"auto: torch's default (load average {load[0] if load else 'n/a'}, {cpus} CPUs)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from upsample_zoo.atomic import atomic_write_json, atomic_write_text
 
@@ -1361,18 +1404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.threads:
-        if args.threads < 1:
-            print("upsample-zoo: error: --threads must be >= 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the sweep's subprocesses
+    threads, why = choose_threads(args.threads)
+    if threads is None:
+        print(f"upsample-zoo: error: {why}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(threads)
+    log(f"torch threads: {threads} ({why})")
     ups = [u.strip() for u in args.upsamplers.split(",")] if args.upsamplers else None
     command = "upsample-zoo bench " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="upsample-zoo-bench-"))
     try:
         res = run_bench(settings, sections, device, work, command.strip(), ups)
+        res["threads"] = {"used": threads, "why": why, "torch_default": TORCH_DEFAULT_THREADS}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["headline"] = headline(res)

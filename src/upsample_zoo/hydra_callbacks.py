@@ -86,3 +86,21 @@ class CheckOutputDir(Callback):
             print(f"upsample-zoo: error: output dir {path} is not writable ({e.strerror or e}); choose another "
                   "hydra.run.dir (or hydra.sweep.dir), or fix its permissions", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+
+
+class DataLoaderWorkersInJoblib(Callback):
+    """Let jobs run by `hydra/launcher=joblib` start DataLoader workers.
+
+    Joblib's loky workers make "loky" the default multiprocessing start method, and a plain
+    ``multiprocessing.Process`` (what a DataLoader with ``num_workers > 0`` starts) cannot be launched
+    through it (``'Process' object has no attribute 'env'``). In such a worker this restores the
+    platform's own default (fork on Linux, spawn elsewhere) before the job runs; anywhere else it does
+    nothing.
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import multiprocessing as mp
+        import sys
+
+        if mp.get_start_method(allow_none=True) == "loky":
+            mp.set_start_method("fork" if sys.platform.startswith("linux") else "spawn", force=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
