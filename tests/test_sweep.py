@@ -120,6 +120,8 @@ def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
     assert len(params.seed.split(",")) >= 2
     assert cfg.hydra.runtime.choices.task == task and cfg.model._target_.endswith(model)
     assert cfg.hydra.callbacks.compare._target_ == "upsample_zoo.hydra_callbacks.CompareOnMultirunEnd"
+    if not name.endswith("_full"):  # CPU-sized: one job per core, 1 torch thread each
+        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     if name.endswith("_full"):
         assert cfg.trainer.accelerator == "gpu"
         if task == "gan":

@@ -24,7 +24,12 @@ after a warm-up, shown with its spread (min-max over the repeats). Rows (issue 8
 
 Writes ``bench.md`` and ``bench.json`` (atomically) into ``--out`` (default ``logs/bench``). Progress goes to
 stderr; stdout gets the markdown and, as its last line, one JSON object with the headline ratios.
-``--quick`` uses tiny sizes (the same code paths) and takes a few minutes at most on a 2-core CPU.
+``--quick`` uses smaller sizes (the same code paths) and takes about 1-2 minutes on a 2-core CPU.
+
+Threads (``--threads``, default ``auto``): torch's default on an idle machine; 1 thread when the load average
+already exceeds the usable CPUs. With two threads on two busy cores, every parallel region waits for a
+descheduled thread and steps run 5-40x slower (row 2 shows it), so the figures would measure the neighbours.
+On a GPU (used when available) timings are synchronized and the same rows run on the device.
 """
 
 from __future__ import annotations
@@ -74,11 +79,11 @@ class Settings:
     up_channels: tuple[int, int] = (64, 32)
     seg_overrides: tuple[str, ...] = ()      # the segmentation workload: the config defaults in full mode
     gan_overrides: tuple[str, ...] = ()
-    overhead_steps: int = 8          # (Lightning, plain) step pairs per fit, after one warm-up pair
+    overhead_steps: int = 12         # (Lightning, plain) step pairs per fit, after one warm-up pair
     overhead_fits: int = 2
     threads_tasks: tuple[str, ...] = ("segmentation", "gan")
     threads_blocks: int = 2          # interleaved blocks of 1 plain step at torch's default threads vs 1 thread
-    overhead_tiny_steps: int = 30     # pairs for the framework's own per-step cost
+    overhead_tiny_steps: int = 30    # pairs for the framework's own per-step cost
     data_seg_images: int = 400
     data_vocsize_images: int = 48
     data_gan_images: int = 2048
@@ -100,19 +105,21 @@ class Settings:
     sweep_overrides: tuple[str, ...] = ("model.base_channels=16", "trainer.limit_train_batches=8",
                                         "data.num_train=64", "data.num_val=8")
     sweep_repeats: int = 2
+    sweep_sequential_threads: tuple[str | int, ...] = ("default", 1)  # "default", "bench" (this run's count), N
 
 
 FULL = Settings(mode="full")
 QUICK = Settings(
     mode="quick", repeats=3, matmul_n=1024, up_batch=4,
     seg_overrides=("data.batch_size=2",), gan_overrides=("data.batch_size=32",),
-    overhead_steps=6, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
+    overhead_steps=16, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
     data_seg_images=32, data_vocsize_images=12, data_gan_images=256, loader_epochs=2,
-    fid_batch=8, fid_rounds=3, fid_ideas=("project", "threads"), fid_ideas_batch=8, fid_cache_n=8,
+    fid_batch=8, fid_rounds=3, fid_ideas=(), fid_ideas_batch=8, fid_cache_n=8,
     cb_val_images=8, cb_repeats=1,
     scale_batch=2, scale_images=(2, 4, 8), scale_side_fixed=64, scale_sides=(48, 96, 192), scale_images_fixed=2,
     scale_repeats=3,
     sweep_overrides=("model.base_channels=8", "data.num_train=16", "data.num_val=4"), sweep_repeats=1,
+    sweep_sequential_threads=("bench",),
 )
 
 
@@ -1036,16 +1043,27 @@ def bench_sweep(s: Settings, work: Path) -> dict:
     args = [*single, f"upsampler={','.join(SWEEP_UPSAMPLERS)}", *extra]
     env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(root)}
     env.pop("HYDRA_FULL_ERROR", None)
-    modes = {
-        "sequential (basic launcher)": ([], {}),
-        "joblib, n_jobs=2, 1 torch thread per job": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-                                                     {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}),
-    }
+
+    def threads_env(n: int) -> dict[str, str]:
+        return {} if n == TORCH_DEFAULT_THREADS else {"OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
+
+    counts: list[int] = []  # sequential sweeps: at torch's default threads and/or 1 thread, or the bench's count
+    for t in s.sweep_sequential_threads:
+        n = int({"default": TORCH_DEFAULT_THREADS, "bench": torch.get_num_threads()}.get(t, t))
+        if n not in counts:
+            counts.append(n)
+    labels = {n: f"sequential, {n} torch thread{'s' if n > 1 else ''}"
+                 f"{' (torch default)' if n == TORCH_DEFAULT_THREADS else ''}" for n in counts}
+    modes = {labels[n]: ([], threads_env(n)) for n in counts}
+    seq, seq1 = labels[counts[0]], labels.get(1)
+    par = "joblib, n_jobs=2, 1 torch thread per job"
+    modes[par] = (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                  {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     walls: dict[str, list[float]] = {m: [] for m in modes}
     ok: dict[str, list[int]] = {m: [] for m in modes}
     for r in range(s.sweep_repeats):
         for name, (launcher, env_extra) in (list(modes.items()) if r % 2 == 0 else list(modes.items())[::-1]):
-            sweep_dir = work / f"sweep_{len(walls[name])}_{'joblib' if launcher else 'basic'}"
+            sweep_dir = work / f"sweep_{len(walls[name])}_{list(modes).index(name)}"
             cmd = [sys.executable, "-m", "upsample_zoo.train", "-m", *args, *launcher, f"hydra.sweep.dir={sweep_dir}"]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env={**env, **env_extra}, capture_output=True, text=True, timeout=900)
@@ -1054,14 +1072,13 @@ def bench_sweep(s: Settings, work: Path) -> dict:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"sweep ({name}) exited {proc.returncode}: {tail[0]}")
             results = [json.loads(p.read_text()) for p in sweep_dir.glob("*/results.json")]
-            ok[name].append(sum(r.get("status") == "ok" for r in results))
+            ok[name].append(sum(job.get("status") == "ok" for job in results))
             walls[name].append(wall)
             log(f"sweep {name}: {wall:.1f} s, {ok[name][-1]}/{len(SWEEP_UPSAMPLERS)} jobs ok")
-    seq, par = (walls[m] for m in modes)
-    speedup = ratio_summary(seq, par)
     return {"jobs": len(SWEEP_UPSAMPLERS), "command": "python train.py -m " + " ".join(args),
             "rows": {m: {"wall_s": summarize(walls[m]), "jobs_ok": ok[m]} for m in modes},
-            "speedup": speedup}
+            "speedup": ratio_summary(walls[seq], walls[par]), "sequential": seq,
+            "speedup_vs_sequential_1thread": ratio_summary(walls[seq1], walls[par]) if seq1 else None}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -1124,9 +1141,11 @@ def render_markdown(res: dict) -> str:
     add(f"- **Machine**: {info['cpu']}, {info['cpus_usable']} usable CPUs, torch {info['torch']}; device "
         f"`{info['device']}`; GPU: {gpu}.")
     add(f"- **Torch threads**: {info['torch_threads']} ({thr.get('why', 'torch default')}).")
-    add(f"- **Load average** (1/5/15 min) at start {res.get('load_avg_start')}, at end {res.get('load_avg_end')}: "
-        "above the CPU count, other jobs shared the machine and absolute times are inflated; ratios are measured "
-        "side by side (interleaved) to cancel most of it.")
+    start = res.get("load_avg_start") or [0.0]
+    busy = start[0] > info["cpus_usable"]
+    add(f"- **Load average** (1/5/15 min) at start {res.get('load_avg_start')}, at end {res.get('load_avg_end')}"
+        + (": above the CPU count, other jobs shared the machine, so absolute times are inflated and noisy; ratios "
+           "are measured side by side (interleaved) to cancel most of it." if busy else "."))
     add(f"- **Method**: each figure is the median of the timed repeats after a warm-up, spread shown as "
         f"(min–max); ratios are ratios of medians, their spread is over the interleaved pairs. "
         f"Wall time of this bench: {fmt(res.get('wall_s'))} s. Command: `{res['command']}`.")
@@ -1267,7 +1286,7 @@ def render_markdown(res: dict) -> str:
 
     sw = res.get("sweep")
     if sw:
-        add("## 7. Sweep throughput: 4 jobs, joblib (n_jobs=2) vs sequential\n")
+        add("## 7. Sweep throughput: 4 jobs, joblib (n_jobs=2) vs sequential, wall time of the whole command\n")
         if "skipped" in sw:
             add(f"Skipped: {sw['skipped']}.\n")
         elif "error" in sw:
@@ -1279,7 +1298,11 @@ def render_markdown(res: dict) -> str:
             for name, r in sw["rows"].items():
                 ok = ", ".join(f"{k}/{sw['jobs']}" for k in r["jobs_ok"])
                 add(f"| {name} | {fmt_spread(r['wall_s'])} | {ok} |")
-            add(f"\nSequential wall ÷ joblib wall (throughput ratio): **{fmt_spread(sw['speedup'])}**.\n")
+            line = f"\nSequential wall ({sw['sequential']}) ÷ joblib wall: **{fmt_spread(sw['speedup'])}**"
+            if sw.get("speedup_vs_sequential_1thread") and len(sw["rows"]) > 2:
+                line += (f"; against a sequential sweep at 1 thread: {fmt_spread(sw['speedup_vs_sequential_1thread'])} "
+                         "(what the parallel jobs alone buy)")
+            add(line + ".\n")
     if res.get("errors"):
         add("## Errors\n")
         for k, v in res["errors"].items():
@@ -1290,8 +1313,12 @@ def render_markdown(res: dict) -> str:
 # ------------------------------------------------------------------------------------------------ main
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="upsample-zoo bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes on a 2-core CPU")
+    p = argparse.ArgumentParser(
+        prog="upsample-zoo bench",
+        description="Where the time goes, as ratios measured in one run: upsamplers vs the matmul peak, Lightning "
+                    "vs a plain loop, data loading vs training, FID extraction, checkerboard cost, scaling, sweeps. "
+                    "Writes bench.md and bench.json; the last stdout line is one JSON object.")
+    p.add_argument("--quick", action="store_true", help="smaller sizes: about 1-2 minutes on a 2-core CPU")
     p.add_argument("--out", default="logs/bench", help="folder for bench.md and bench.json (default: logs/bench)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated subset of sections: {','.join(SECTIONS)} (default: all)")

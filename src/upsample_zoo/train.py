@@ -154,6 +154,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any]) -> dict[str, Any]:
     extra = {
         "protocol": task.protocol() if hasattr(task, "protocol") else {},
         "dataset": dm.describe() if hasattr(dm, "describe") else {},
+        "spectrum": task.spectrum() if hasattr(task, "spectrum") else None,
     }
     return {"metrics": metrics, "cost": cost, **extra}
 

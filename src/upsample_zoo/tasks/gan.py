@@ -204,6 +204,9 @@ class GANTask(L.LightningModule):
                                         self.sample_dir / "spectrum_2d.png", "generated: mean log-power")
             ref = self._datamodule().reference_images(limit=min(self.hparams.num_real, 2000))
             curves = {"generated": azimuthal_spectrum(to_uint8(fake)), "real": azimuthal_spectrum(ref)}
+            self._eval_tools["spectrum"] = {"freqs": curves["generated"].freqs.tolist(),
+                                            "power": curves["generated"].mean.tolist(),  # linear power
+                                            "real": curves["real"].mean.tolist()}
             az = save_azimuthal_figure({k: (v.freqs, v.mean) for k, v in curves.items()},
                                        self.sample_dir / "spectrum_azimuthal.png")
             log_image(self.loggers, "test/spectrum_2d", spec)
@@ -219,6 +222,10 @@ class GANTask(L.LightningModule):
         if ref.shape[0] >= 2 and fake.shape[0] >= 2:
             self.log("test/spectral_fd", spectral_fd(ref, to_uint8(fake)))
             self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
+
+    def spectrum(self) -> dict | None:
+        """The azimuthal spectra of the test samples and the real reference, for the comparison report."""
+        return self._eval_tools.get("spectrum")
 
     def protocol(self) -> dict:
         from upsample_zoo.metrics.fid import fid_protocol
