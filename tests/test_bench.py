@@ -206,6 +206,11 @@ def test_config_dir_is_the_repo_configs():
 def test_threads_option():
     assert bench.choose_threads("3") == (3, "--threads")
     assert bench.choose_threads("0")[0] is None and bench.choose_threads("many")[0] is None
-    busy, _ = bench.choose_threads("auto", load=[99.0, 99.0, 99.0])
+    busy, why = bench.choose_threads("auto", load=[99.0, 99.0, 99.0])
     idle, _ = bench.choose_threads("auto", load=[0.0, 0.0, 0.0])
     assert idle == bench.TORCH_DEFAULT_THREADS and busy == 1
+    if bench.TORCH_DEFAULT_THREADS > 1:
+        assert "free" in why
+    cpus = bench.usable_cpus()
+    half, _ = bench.choose_threads("auto", load=[cpus - 1.0, 0.0, 0.0])  # one core left
+    assert half == 1

@@ -26,8 +26,8 @@ Writes ``bench.md`` and ``bench.json`` (atomically) into ``--out`` (default ``lo
 stderr; stdout gets the markdown and, as its last line, one JSON object with the headline ratios.
 ``--quick`` uses smaller sizes (the same code paths) and takes about 1-2 minutes on a 2-core CPU.
 
-Threads (``--threads``, default ``auto``): torch's default on an idle machine; 1 thread when the load average
-already exceeds the usable CPUs. With two threads on two busy cores, every parallel region waits for a
+Threads (``--threads``, default ``auto``): torch's default on an idle machine, else the cores that the load
+average leaves free (at least 1). With two threads on two busy cores, every parallel region waits for a
 descheduled thread and steps run 5-40x slower (row 2 shows it), so the figures would measure the neighbours.
 On a GPU (used when available) timings are synchronized and the same rows run on the device.
 """
@@ -870,10 +870,19 @@ def fid_cache_ratio(s: Settings, device: torch.device, work: Path, cache_dir: Pa
     if first["cached"] or not second["cached"] or not math.isclose(first["fid"], second["fid"], rel_tol=1e-3):
         raise RuntimeError(f"FID cache did not behave: {first} then {second}")
     ratio = second["total_s"] / first["total_s"]
+    # the same two runs at the GAN config's size, from the measured parts (extraction is linear in images)
+    n_cfg = int(compose_config(["task=gan"], work / "cfg_gan").task.num_fake)
+    per_image = (first["fake_s"] + second["fake_s"]) / (2 * n)
+    fixed = {k: (first[k] + second[k]) / 2 for k in ("build_s", "compute_s")}
+    proj_first = fixed["build_s"] + fixed["compute_s"] + 2 * n_cfg * per_image
+    proj_second = fixed["build_s"] + fixed["compute_s"] + second["real_stats_s"] + n_cfg * per_image
     log(f"fid cache: first run {first['total_s']:.1f} s, second {second['total_s']:.1f} s -> {ratio:.2f} "
-        f"(compute() {first['compute_s']:.1f} / {second['compute_s']:.1f} s)")
+        f"(compute() {first['compute_s']:.1f} / {second['compute_s']:.1f} s); at n={n_cfg}: "
+        f"{proj_second / proj_first:.2f}")
     return {"n_real": n, "n_fake": n, "first": first, "second": second, "first_s": first["total_s"],
             "second_s": second["total_s"], "ratio": ratio,
+            "projected": {"n_real": n_cfg, "n_fake": n_cfg, "first_s": proj_first, "second_s": proj_second,
+                          "ratio": proj_second / proj_first},
             "note": "one pair of runs, each: build the metric, fill the real statistics (computed, then loaded), "
                     "extract the fakes, compute()"}
 
@@ -1012,6 +1021,9 @@ def bench_scaling(s: Settings, device: torch.device, work: Path) -> dict:
     k_side_rest = fit_exponent([r["side"] for r in by_side], rest) if min(rest) > 0 else None
     for r in by_side:
         r["optimizer_share"] = steps * opt_step["median"] / r["epoch_s"]["median"]
+        # convolution FLOPs of the epoch grow exactly as side^2; the achieved rate says why time does not
+        r["gflop"] = count_flops(epoch_fn(s.scale_images_fixed, r["side"])) / 1e9
+        r["gflops_per_s"] = r["gflop"] / r["epoch_s"]["median"]
     log(f"scaling: epoch time ~ n^{k_n:.2f}, ~ side^{k_side:.2f} (without the optimizer step: "
         f"side^{fmt(k_side_rest)})")
     return {"model": f"U-Net base {cfg.model.base_channels}, depth {cfg.model.depth}", "batch": s.scale_batch,
@@ -1116,6 +1128,7 @@ def headline(res: dict) -> dict[str, Any]:
                                   if isinstance(v, dict)},
         "fid_speedup": r(_med(res.get("fid"), "speedup")),
         "fid_cache_ratio": r(_med(res.get("fid"), "cache", "ratio")),
+        "fid_cache_ratio_at_config_n": r(_med(res.get("fid"), "cache", "projected", "ratio")),
         "matmul_peak_gflops": r(_med(res.get("matmul"), "gflops")),
         "fid_features_max_abs_diff": (res.get("fid") or {}).get("features_max_abs_diff"),
         "inception_peak_ratio": r((res.get("fid") or {}).get("inception_peak_ratio")),
@@ -1240,6 +1253,11 @@ def render_markdown(res: dict) -> str:
                     f"{fmt(c['first']['build_s'])} / {fmt(c['second']['build_s'])} s, real stats "
                     f"{fmt(c['first']['real_stats_s'])} / {fmt(c['second']['real_stats_s'])} s, compute() "
                     f"{fmt(c['first']['compute_s'])} / {fmt(c['second']['compute_s'])} s |")
+                pr = c.get("projected")
+                if pr:
+                    add(f"| the same at the config's n_real = n_fake = {pr['n_real']} | {fmt(pr['ratio'])} | composed "
+                        f"from the parts above (extraction linear in images): {fmt(pr['second_s'])} s vs "
+                        f"{fmt(pr['first_s'])} s |")
             add(f"| Inception forward GFLOP/s | {fmt(f['inception_gflops_per_s'])} | "
                 f"{fmt(f['inception_gflop_per_image'])} GFLOP per image (299x299) |")
             add(f"| Inception GFLOP/s ÷ matmul peak | {fmt(f['inception_peak_ratio'])} | |")
@@ -1273,16 +1291,18 @@ def render_markdown(res: dict) -> str:
         if "error" in sc:
             add(f"error: {sc['error']}\n")
         else:
-            add("| images | side | epoch s | optimizer step share |")
-            add("|---:|---:|---:|---:|")
+            add("| images | side | epoch s | GFLOP | GFLOP/s | optimizer step share |")
+            add("|---:|---:|---:|---:|---:|---:|")
             for r in sc["by_images"] + sc["by_side"]:
                 share = r.get("optimizer_share")
-                add(f"| {r['images']} | {r['side']} | {fmt_spread(r['epoch_s'])} | "
-                    f"{fmt(share * 100) + '%' if share is not None else ''} |")
+                add(f"| {r['images']} | {r['side']} | {fmt_spread(r['epoch_s'])} | {fmt(r.get('gflop'))} | "
+                    f"{fmt(r.get('gflops_per_s'))} | {fmt(share * 100) + '%' if share is not None else ''} |")
             add(f"\nFitted exponents: epoch time ∝ images^**{sc['exponent_images']:.2f}** (expect 1), "
                 f"∝ side^**{sc['exponent_side']:.2f}** (expect 2). The {sc['optimizer']} step over "
                 f"{sc['params']:,} parameters ({fmt_spread(sc['optimizer_step_s'], 1e3)} ms) is paid once per step "
-                f"whatever the side; without it: side^**{fmt(sc['exponent_side_without_optimizer'])}**.\n")
+                f"whatever the side; without it: side^**{fmt(sc['exponent_side_without_optimizer'])}**. The FLOPs "
+                "grow exactly as side²; small images run the convolutions at a lower GFLOP/s (less work per "
+                "call for the same fixed per-layer cost), so time grows more slowly than the work.\n")
 
     sw = res.get("sweep")
     if sw:
@@ -1326,8 +1346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--threads", default="auto",
                    help="torch threads for the measurements: a number, or auto (default): torch's own choice on an "
-                        "idle machine, 1 when the load average already exceeds the usable CPUs (then every parallel "
-                        "region waits for a descheduled thread and the figures measure the contention, not the code)")
+                        "idle machine, else the cores the load average leaves free (at least 1); threads that wait "
+                        "on busy cores stall every parallel region and the figures would measure the neighbours")
     return p
 
 
@@ -1413,10 +1433,14 @@ def choose_threads(option: str, load: list[float] | None = None) -> tuple[int | 
         return n, "--threads"
     load = load_average() if load is None else load
     cpus = usable_cpus()
-    if load and load[0] > cpus and TORCH_DEFAULT_THREADS > 1:
-        return 1, (f"auto: load average {load[0]:.1f} > {cpus} usable CPUs, other jobs hold the cores; "
-                   f"torch's default would be {TORCH_DEFAULT_THREADS}")
-    return TORCH_DEFAULT_THREADS, f"auto: torch's default (load average {load[0] if load else 'n/a'}, {cpus} CPUs)"
+    if not load:
+        return TORCH_DEFAULT_THREADS, "auto: torch's default (no load average on this system)"
+    free = max(1, min(TORCH_DEFAULT_THREADS, math.floor(cpus - load[0] + 0.5)))
+    if free < TORCH_DEFAULT_THREADS:
+        return free, (f"auto: load average {load[0]:.1f} on {cpus} usable CPUs leaves {free} free; torch's default "
+                      f"would be {TORCH_DEFAULT_THREADS}, and threads that wait on busy cores stall every parallel "
+                      "region")
+    return TORCH_DEFAULT_THREADS, f"auto: torch's default (load average {load[0]:.1f} on {cpus} CPUs)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

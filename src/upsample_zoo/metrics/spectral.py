@@ -103,6 +103,13 @@ def one_over_f_images(
 
 @lru_cache(maxsize=32)
 def _hann2d_cpu(h: int, w: int) -> Tensor:
+    # built outside inference mode: a cached window first made under torch.inference_mode() (FID,
+    # evaluation) would otherwise be an inference tensor that autograd (spectral_loss) refuses
+    with torch.inference_mode(False):
+        return _hann2d(h, w)
+
+
+def _hann2d(h: int, w: int) -> Tensor:
     return torch.outer(torch.hann_window(h, periodic=True, dtype=torch.float64),
                        torch.hann_window(w, periodic=True, dtype=torch.float64)).float()
 
