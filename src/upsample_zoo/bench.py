@@ -111,7 +111,7 @@ class Settings:
 FULL = Settings(mode="full")
 QUICK = Settings(
     mode="quick", repeats=3, matmul_n=1024, up_batch=4,
-    seg_overrides=("data.batch_size=2",), gan_overrides=("data.batch_size=32",),
+    seg_overrides=("data.batch_size=2",), gan_overrides=(),
     overhead_steps=16, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
     data_seg_images=32, data_vocsize_images=12, data_gan_images=256, loader_epochs=2,
     fid_batch=8, fid_rounds=3, fid_ideas=(), fid_ideas_batch=8, fid_cache_n=8,
@@ -1066,7 +1066,7 @@ def bench_sweep(s: Settings, work: Path) -> dict:
             counts.append(n)
     labels = {n: f"sequential, {n} torch thread{'s' if n > 1 else ''}"
                  f"{' (torch default)' if n == TORCH_DEFAULT_THREADS else ''}" for n in counts}
-    modes = {labels[n]: ([], threads_env(n)) for n in counts}
+    modes = {labels[n]: (["hydra/launcher=basic"], threads_env(n)) for n in counts}
     seq, seq1 = labels[counts[0]], labels.get(1)
     par = "joblib, n_jobs=2, 1 torch thread per job"
     modes[par] = (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -1435,7 +1435,7 @@ def choose_threads(option: str, load: list[float] | None = None) -> tuple[int | 
     cpus = usable_cpus()
     if not load:
         return TORCH_DEFAULT_THREADS, "auto: torch's default (no load average on this system)"
-    free = max(1, min(TORCH_DEFAULT_THREADS, math.floor(cpus - load[0] + 0.5)))
+    free = max(1, min(TORCH_DEFAULT_THREADS, math.ceil(cpus - load[0] - 1e-9)))  # cores not fully taken by others
     if free < TORCH_DEFAULT_THREADS:
         return free, (f"auto: load average {load[0]:.1f} on {cpus} usable CPUs leaves {free} free; torch's default "
                       f"would be {TORCH_DEFAULT_THREADS}, and threads that wait on busy cores stall every parallel "
