@@ -103,7 +103,10 @@ def build_model(cfg: DictConfig):
     compile_model = bool(model_cfg.pop("compile", False))
     model = instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
     if compile_model:
-        model.compile()
+        # tasks call the GAN's generator/discriminator directly, never DCGAN.forward: compile those
+        parts = [getattr(model, n) for n in ("generator", "discriminator") if hasattr(model, n)]
+        for m in parts or [model]:
+            m.compile()
     return model
 
 
