@@ -293,6 +293,20 @@ def test_spectral_loss_gradient_reaches_generator_weights():
     assert spectral_loss(gen(z), real).item() < 0.5 * loss.item()
 
 
+def test_spectral_loss_trains_after_the_metric_ran_in_inference_mode():
+    # evaluation (FID, the checkerboard metric) runs first in one process and fills the cached
+    # constants; if any were inference tensors, autograd would refuse them in the next training step
+    real = one_over_f_images(4, 3, 40, seed=3)
+    with torch.inference_mode():
+        m = CheckerboardScore(scale=2)
+        m.update(real)
+        m.compute()
+        azimuthal_spectrum(real)
+    fake = torch.rand(4, 3, 40, 40, requires_grad=True)
+    spectral_loss(fake, real).backward()
+    assert fake.grad is not None and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
 def test_figures_are_written_atomically(tmp_path):
     m = CheckerboardScore(scale=2)
     m.update(one_over_f_images(4, 3, 48, seed=1))

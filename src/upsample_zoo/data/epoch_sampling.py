@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class EpochSampler(Sampler[int]):
@@ -44,16 +44,21 @@ class EpochSeeded(Dataset):
             return self.base[i]
 
 
-def epoch_seeded_loader_args(dataset: Dataset, datamodule) -> dict:
-    """DataLoader kwargs for a training set: the virtual-index dataset and its sampler.
+def make_loader(dataset: Dataset, datamodule, batch_size: int, train: bool, **kwargs) -> DataLoader:
+    """The DataLoader both data modules use. Training sets get the virtual-index dataset and its sampler.
 
     The seed is the run's (``seed_everything`` has set it by the time loaders are built); the epoch is
     the trainer's, read when each epoch's iteration starts, which is the restored one after a resume.
     """
-    seed = torch.initial_seed() % 2**31  # a fresh process without seed_everything has a 64-bit seed
+    data: dict = {"dataset": dataset}
+    if train:
+        seed = torch.initial_seed() % 2**31  # a fresh process without seed_everything has a 64-bit seed
 
-    def epoch() -> int:
-        trainer = getattr(datamodule, "trainer", None)
-        return trainer.current_epoch if trainer is not None else 0
+        def epoch() -> int:
+            trainer = getattr(datamodule, "trainer", None)
+            return trainer.current_epoch if trainer is not None else 0
 
-    return {"dataset": EpochSeeded(dataset, seed), "sampler": EpochSampler(len(dataset), seed, epoch)}
+        data = {"dataset": EpochSeeded(dataset, seed), "sampler": EpochSampler(len(dataset), seed, epoch)}
+    workers = datamodule.num_workers
+    return DataLoader(**data, batch_size=batch_size, num_workers=workers, pin_memory=datamodule.pin_memory,
+                      persistent_workers=datamodule.persistent_workers and workers > 0, **kwargs)

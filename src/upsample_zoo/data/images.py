@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from upsample_zoo.data.epoch_sampling import epoch_seeded_loader_args
+from upsample_zoo.data.epoch_sampling import make_loader
 from upsample_zoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -229,10 +229,7 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
             )
 
     def _loader(self, ds: Dataset, batch_size: int, train: bool) -> DataLoader:
-        data = epoch_seeded_loader_args(ds, self) if train else {"dataset": ds}
-        return DataLoader(**data, batch_size=batch_size, drop_last=train,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.persistent_workers and self.num_workers > 0)
+        return make_loader(ds, self, batch_size, train=train, drop_last=train)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)

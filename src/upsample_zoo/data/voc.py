@@ -16,7 +16,7 @@ from torchvision import tv_tensors
 from torchvision.datasets import VOCSegmentation
 from torchvision.transforms import v2
 
-from upsample_zoo.data.epoch_sampling import epoch_seeded_loader_args
+from upsample_zoo.data.epoch_sampling import make_loader
 from upsample_zoo.data.synthetic import SYNTH_CLASSES, VOC_CLASSES, VOID, build_voc_synthetic
 from upsample_zoo.errors import ConfigError, DataError
 
@@ -243,11 +243,8 @@ class VOCDataModule(L.LightningDataModule):
         self.val_set = VOCSegDataset(val_voc, self.lut, eval_transform(), self.max_val, self.skip_corrupt)
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        data = epoch_seeded_loader_args(ds, self) if shuffle else {"dataset": ds}
-        return DataLoader(**data, batch_size=batch_size, num_workers=self.num_workers,
-                          collate_fn=pad_collate, drop_last=shuffle and len(ds) > batch_size,
-                          pin_memory=self.pin_memory,
-                          persistent_workers=self.persistent_workers and self.num_workers > 0)
+        return make_loader(ds, self, batch_size, train=shuffle, collate_fn=pad_collate,
+                           drop_last=shuffle and len(ds) > batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,12 +101,25 @@ def one_over_f_images(
 
 # ---- spectra --------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=32)
+def _cached_tensors(maxsize: int):
+    """lru_cache for tensor constants, always built outside inference mode.
+
+    A constant first made under torch.inference_mode() (FID, evaluation) would be an inference tensor,
+    and autograd (spectral_loss, later in the same process) refuses to save one for backward.
+    """
+    def wrap(fn):
+        @lru_cache(maxsize=maxsize)
+        @wraps(fn)
+        def built(*args):
+            with torch.inference_mode(False):
+                return fn(*args)
+        return built
+    return wrap
+
+
+@_cached_tensors(maxsize=32)
 def _hann2d_cpu(h: int, w: int) -> Tensor:
-    # built outside inference mode: a cached window first made under torch.inference_mode() (FID,
-    # evaluation) would otherwise be an inference tensor that autograd (spectral_loss) refuses
-    with torch.inference_mode(False):
-        return _hann2d(h, w)
+    return _hann2d(h, w)
 
 
 def _hann2d(h: int, w: int) -> Tensor:
@@ -163,7 +176,7 @@ def batch_power_sums(x: Tensor, scale: int) -> tuple[Tensor, Tensor, int]:
 
 # ---- peak contrast --------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
+@_cached_tensors(maxsize=1)
 def _offsets() -> tuple[Tensor, tuple[Tensor, ...]]:
     """(dy, dx) offsets of the 3x3 peak block and of the four background strips, 2..4 bins away.
 
@@ -219,7 +232,7 @@ def grid_period(h: int, w: int, scale: int) -> int:
 
 # ---- azimuthal spectra ----------------------------------------------------------------------------
 
-@lru_cache(maxsize=32)
+@_cached_tensors(maxsize=32)
 def _ring_index(h: int, w: int) -> Tensor:
     """Ring of each DFT bin, round(r * min(H, W)); corners beyond 0.5 cycles/px go to an overflow ring.
     float64, so that radii exactly half-way between rings round the same everywhere."""
