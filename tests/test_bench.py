@@ -161,8 +161,11 @@ def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
 
 def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
     out = tmp_path / "bench"
-    rc = bench.main(["--quick", "--only", "upsamplers", "--upsamplers", "nearest,tconv", "--out", str(out)])
+    threads = torch.get_num_threads()
+    rc = bench.main(["--quick", "--only", "upsamplers", "--upsamplers", "nearest,tconv", "--threads", "1",
+                     "--out", str(out)])
     assert rc == 0
+    assert torch.get_num_threads() == threads  # the caller's thread count (and float sum order) is kept
     lines = capsys.readouterr().out.strip().splitlines()
     head = json.loads(lines[-1])
     assert set(bench.HEADLINE_KEYS) <= set(head)

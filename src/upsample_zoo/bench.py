@@ -1459,14 +1459,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threads is None:
         print(f"upsample-zoo: error: {why}", file=sys.stderr)
         return 2
-    torch.set_num_threads(threads)
     log(f"torch threads: {threads} ({why})")
     ups = [u.strip() for u in args.upsamplers.split(",")] if args.upsamplers else None
     command = "upsample-zoo bench " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="upsample-zoo-bench-"))
     try:
-        res = run_bench(settings, sections, device, work, command.strip(), ups)
+        # restored afterwards: a caller in the same process (tests, a notebook) keeps its own thread
+        # count, and with it its own float summation order
+        with torch_threads(threads):
+            res = run_bench(settings, sections, device, work, command.strip(), ups)
         res["threads"] = {"used": threads, "why": why, "torch_default": TORCH_DEFAULT_THREADS}
     finally:
         shutil.rmtree(work, ignore_errors=True)

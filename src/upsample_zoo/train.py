@@ -211,7 +211,10 @@ def run(cfg: DictConfig) -> float | None:
     exit_code = 0
     try:
         import lightning as L
+        import torch
 
+        # CPU results are bit-identical only at the same thread count: it sets the float summation order
+        results["torch_threads"] = torch.get_num_threads()
         results["config"] = OmegaConf.to_container(cfg, resolve=True)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         parts = build(cfg)
