@@ -319,3 +319,21 @@ def test_figures_are_written_atomically(tmp_path):
     for p in (a, b):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["azimuthal.png", "spectrum.png"]
+
+
+@pytest.mark.parametrize("side,scale", [(112, 16), (64, 8), (33, 2), (16, 2), (12, 2)])
+def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scale):
+    # batch_power_sums differentiates only the analysed window when it can; the numbers must be those
+    # of the whole image's gradient map cropped to the window
+    from upsample_zoo.metrics.spectral import _power_sum, analysis_size, batch_power_sums, gradient_energy
+
+    x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
+    c, hh, ww = analysis_size(side, side, scale)
+    _, grad, n = batch_power_sums(x, scale)
+    whole = gradient_energy(x)
+    if c + hh < side:
+        expected = _power_sum(whole[..., c:c + hh, c:c + ww])
+    else:  # no room for the extra row: the map's missing last row/column is zero-padded
+        expected = _power_sum(F.pad(whole[..., :hh, :ww], (0, ww - whole.shape[-1], 0, hh - whole.shape[-2])))
+    assert n == 10
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6 * float(expected.max()))

@@ -966,7 +966,8 @@ def bench_checkerboard_gan(w: Workload, fid_img_s: float | None, device: torch.d
     fid_s = n_fake / fid_img_s if fid_img_s else None
     epoch = cb_s + sample_s + (fid_s or 0.0)
     frac = cb_s / epoch if fid_s else None
-    log(f"checkerboard (gan): {fmt(frac and frac * 100)}% of the test epoch (composed)")
+    log(f"checkerboard (gan): {fmt(frac * 100) + '%' if frac is not None else 'n/a (needs the FID section)'} "
+        "of the test epoch (composed)")
     return {"n_fake": n_fake, "n_real": n_real, "checkerboard_s": cb_s, "sampling_s": sample_s,
             "fid_extraction_s": fid_s, "test_epoch_s": epoch, "fraction": {"median": frac} if frac else None,
             "how": "composed: checkerboard and sampling measured (best of 2); FID extraction = n_fake / the "
@@ -1282,7 +1283,7 @@ def render_markdown(res: dict) -> str:
                 continue
             frac = _med(r, "fraction")
             add(f"| {task} | {fmt(_med(r, 'checkerboard_s'))} | {fmt(_med(r, 'test_epoch_s'))} | "
-                f"{fmt(frac * 100 if frac is not None else None)}% | {r['how']} |")
+                f"{fmt(frac * 100) + '%' if frac is not None else 'n/a (needs the FID section)'} | {r['how']} |")
         add("")
 
     sc = res.get("scaling")
