@@ -16,7 +16,7 @@ import torch
 from .conftest import REPO, run_cli, run_in_process
 
 RESUMABLE = ["debug=smoke", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "trainer.deterministic=true",
-             "seed=5", "upsampler=tconv"]
+             "seed=5", "upsampler=tconv", "+logger.csv.flush_logs_every_n_steps=1"]  # a CSV row per step
 
 
 def _popen(args: list[str], root: Path) -> subprocess.Popen:
@@ -33,6 +33,16 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_epoch(metrics_csv: Path, epoch: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the per-step CSV log has a row of ``epoch``: that epoch has run at least one training step."""
+    t0 = time.time()
+    while not (metrics_csv.exists() and any(line.startswith(f"{epoch},") for line in
+                                            metrics_csv.read_text().splitlines()[1:])):
+        assert proc.poll() is None, f"run ended before epoch {epoch} began: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout, f"epoch {epoch} never began"
+        time.sleep(0.02)
+
+
 def _results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
@@ -47,11 +57,13 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(zoo_root, tmp_pat
 
     crashed = tmp_path / "crashed"
     proc = _popen([*RESUMABLE, f"hydra.run.dir={crashed}"], zoo_root)
-    _wait_for(crashed / "checkpoints" / "last.ckpt", proc)  # epoch 0 done and saved
-    proc.send_signal(signal.SIGKILL)  # at once: the child is at the end of epoch 0 / start of epoch 1
+    _wait_for_epoch(crashed / "csv" / "metrics.csv", 1, proc)  # epoch 0 saved, epoch 1 under way
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (crashed / "results.json").exists()
+    last = torch.load(crashed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 0 and last["global_step"] == 6  # killed mid-epoch 1: its steps are lost
 
     proc = run_cli([*RESUMABLE, "ckpt_path=last", f"hydra.run.dir={crashed}"], zoo_root)  # the same command
     assert proc.returncode == 0, proc.stderr[-2000:]
