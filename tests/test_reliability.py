@@ -25,22 +25,23 @@ def _popen(args: list[str], root: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+def _wait_until(ready, what: str, proc: subprocess.Popen, timeout: float = 240) -> None:
     t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path} appeared: {proc.stderr.read()[-2000:]}"
-        assert time.time() - t0 < timeout, f"{path} never appeared"
-        time.sleep(0.05)
-
-
-def _wait_for_epoch(metrics_csv: Path, epoch: int, proc: subprocess.Popen, timeout: float = 240) -> None:
-    """Until the per-step CSV log has a row of ``epoch``: that epoch has run at least one training step."""
-    t0 = time.time()
-    while not (metrics_csv.exists() and any(line.startswith(f"{epoch},") for line in
-                                            metrics_csv.read_text().splitlines()[1:])):
-        assert proc.poll() is None, f"run ended before epoch {epoch} began: {proc.stderr.read()[-2000:]}"
-        assert time.time() - t0 < timeout, f"epoch {epoch} never began"
+    while not ready():
+        assert proc.poll() is None, f"run ended before {what}: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout, f"{what} never happened"
         time.sleep(0.02)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    _wait_until(path.exists, f"{path} appeared", proc)
+
+
+def _wait_for_epoch(metrics_csv: Path, epoch: int, proc: subprocess.Popen) -> None:
+    """Until the per-step CSV log has a row of ``epoch``: that epoch has run at least one training step."""
+    _wait_until(lambda: metrics_csv.exists() and any(line.startswith(f"{epoch},") for line in
+                                                     metrics_csv.read_text().splitlines()[1:]),
+                f"epoch {epoch} began", proc)
 
 
 def _results(run_dir: Path) -> dict:

@@ -162,19 +162,10 @@ def batch_power_sums(x: Tensor, scale: int) -> tuple[Tensor, Tensor, int]:
     x = to_unit(x)
     c, hh, ww = analysis_size(x.shape[-2], x.shape[-1], scale)
     img = x[..., c:c + hh, c:c + ww]
-    if c + hh < x.shape[-2] and c + ww < x.shape[-1]:
-        # the differences of the analysed window only (one extra row and column): a third of the cost
-        # of the whole map on a segmentation window, the same numbers
-        return _power_sum(img), _power_sum(gradient_energy(x[..., c:c + hh + 1, c:c + ww + 1])), \
-            x.shape[0] * x.shape[1]
-    # The gradient map is one pixel shorter; with c >= 1 the same window still fits inside it.
-    grad = gradient_energy(x)
-    gc = min(c, grad.shape[-2] - hh, grad.shape[-1] - ww)
-    if gc < 0:  # tiny images (c == 0): zero-pad the map's missing last row/column
-        grad = torch.nn.functional.pad(grad[..., :hh, :ww], (0, ww - min(ww, grad.shape[-1]),
-                                                             0, hh - min(hh, grad.shape[-2])))
-    else:
-        grad = grad[..., gc:gc + hh, gc:gc + ww]
+    # Differences of the analysed window and one extra row and column (not of the whole image: a third
+    # of the cost on a segmentation window). Tiny images (c == 0) lack that row or column: zero-pad it.
+    grad = gradient_energy(x[..., c:c + hh + 1, c:c + ww + 1])
+    grad = torch.nn.functional.pad(grad, (0, ww - grad.shape[-1], 0, hh - grad.shape[-2]))
     return _power_sum(img), _power_sum(grad), x.shape[0] * x.shape[1]
 
 
