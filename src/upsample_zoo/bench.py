@@ -248,6 +248,11 @@ def fmt(v: float | None, digits: int = 3) -> str:
     return f"{v:.{max(0, digits - 1 - int(math.floor(math.log10(mag))))}f}" if mag < 10 ** digits else f"{v:.0f}"
 
 
+def _percent(frac: float | None) -> str:
+    """A checkerboard share of the test epoch; the GAN's is composed with the FID section's img/s."""
+    return fmt(frac * 100) + "%" if frac is not None else "n/a (needs the FID section)"
+
+
 def fmt_spread(s: dict | None, scale: float = 1.0, digits: int = 3) -> str:
     """'median (min–max)' of a summary."""
     if not s:
@@ -966,8 +971,7 @@ def bench_checkerboard_gan(w: Workload, fid_img_s: float | None, device: torch.d
     fid_s = n_fake / fid_img_s if fid_img_s else None
     epoch = cb_s + sample_s + (fid_s or 0.0)
     frac = cb_s / epoch if fid_s else None
-    log(f"checkerboard (gan): {fmt(frac * 100) + '%' if frac is not None else 'n/a (needs the FID section)'} "
-        "of the test epoch (composed)")
+    log(f"checkerboard (gan): {_percent(frac)} of the test epoch (composed)")
     return {"n_fake": n_fake, "n_real": n_real, "checkerboard_s": cb_s, "sampling_s": sample_s,
             "fid_extraction_s": fid_s, "test_epoch_s": epoch, "fraction": {"median": frac} if frac else None,
             "how": "composed: checkerboard and sampling measured (best of 2); FID extraction = n_fake / the "
@@ -1283,7 +1287,7 @@ def render_markdown(res: dict) -> str:
                 continue
             frac = _med(r, "fraction")
             add(f"| {task} | {fmt(_med(r, 'checkerboard_s'))} | {fmt(_med(r, 'test_epoch_s'))} | "
-                f"{fmt(frac * 100) + '%' if frac is not None else 'n/a (needs the FID section)'} | {r['how']} |")
+                f"{_percent(frac)} | {r['how']} |")
         add("")
 
     sc = res.get("scaling")

@@ -119,10 +119,6 @@ def _cached_tensors(maxsize: int):
 
 @_cached_tensors(maxsize=32)
 def _hann2d_cpu(h: int, w: int) -> Tensor:
-    return _hann2d(h, w)
-
-
-def _hann2d(h: int, w: int) -> Tensor:
     return torch.outer(torch.hann_window(h, periodic=True, dtype=torch.float64),
                        torch.hann_window(w, periodic=True, dtype=torch.float64)).float()
 
