@@ -160,13 +160,47 @@ def test_tconv_defaults_come_from_scale():
     assert (t4.kernel_size, t4.stride, t4.padding) == ((8, 8), (4, 4), (2, 2))
 
 
-def test_tconv_output_size_uses_output_padding_not_cropping():
-    """Within output_padding's reach the result equals ConvTranspose2d with that output_padding."""
-    t = TransposedConv(3, 2)  # k4 s2 p1: natural 2i, reachable 2i..2i+1
+# ---- the alignment rule: exactly scale x, then fit (the U-Net's odd skips stay on the max-pool grid) ----
+
+@pytest.mark.parametrize("name,scale", SCALES)
+def test_alignment_odd_output_size_extends_the_exact_upsampling(tmp_path, name, scale):
+    """up(x, output_size=scale*h + r)[..., :scale*h, :scale*w] == up(x) for 0 < r < scale: an odd skip adds
+    rows at the bottom/right, it never stretches the grid. Resampling straight to 2h+1 (the old nearest,
+    bilinear, bicubic, resize_conv, bilinear_additive) or making 2h-1 rows and padding (the old tconv_k3)
+    moves every row."""
+    torch.manual_seed(0)
+    up = _zoo(tmp_path, name, scale=scale)
+    with torch.no_grad():  # far from init, so that learned operators are not near-constant
+        for p in up.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 8, 6, 5)
+    h, w = scale * 6, scale * 5
+    want = up(x)
+    for r in range(1, scale):
+        got = up(x, output_size=(h + r, w + r))
+        assert got.shape[-2:] == (h + r, w + r)
+        assert torch.allclose(got[..., :h, :w], want, atol=1e-6), (name, scale, r)
+        # the added rows/columns replicate the last exact one (fit_to_size), the same for every operator
+        assert torch.equal(got[..., h:, :w], want[..., -1:, :].expand(-1, -1, r, -1))
+
+
+def test_tconv_odd_size_follows_the_shared_rule_not_output_padding():
+    """The zoo's tconv fits like every other operator: output_padding would add a row that only the
+    learned operators get (a row of real kernel taps where interpolation replicates)."""
+    t = TransposedConv(3, 2)  # k4 s2 p1: natural 2i
     x = torch.randn(1, 3, 5, 6)
-    ref = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1, output_padding=1)
-    ref.load_state_dict(t.tconv.state_dict())
-    assert torch.allclose(t(x, output_size=(11, 13)), ref(x), atol=1e-6)
+    y = t(x)
+    assert torch.equal(t(x, output_size=(11, 13)), F.pad(y, (0, 1, 0, 1), mode="replicate"))
+
+
+def test_upsample_must_be_exactly_scale_x():
+    """The base class refuses an operator whose upsample() breaks the exact-scale rule."""
+    class Stretch(Upsampler):
+        def upsample(self, x):
+            return F.interpolate(x, size=(2 * x.shape[-2] + 1, 2 * x.shape[-1]))
+
+    with pytest.raises(RuntimeError, match="not exactly scale=2"):
+        Stretch(3, 3)(torch.randn(1, 3, 4, 4))
 
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -74,6 +74,20 @@ def test_carafe_projecting_first_is_exact():
     assert up(x, output_size=(9, 11)).shape == (2, 3, 9, 11)
 
 
+def test_carafe_kernels_stay_float32_under_bf16_autocast():
+    """bf16 softmax weights sum to 1 only within ~1%: a brightness error only CARAFE would carry."""
+    torch.manual_seed(0)
+    up = CARAFE(16, 8, k_up=5, compressed_channels=16)
+    _randomise_encoder(up)
+    x = torch.randn(1, 16, 32, 32).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        k = up.kernels(x)
+        y = up(x)
+    assert k.dtype == torch.float32
+    assert (k.sum(dim=1) - 1).abs().max() < 1e-5
+    assert torch.isfinite(y).all()
+
+
 @pytest.mark.parametrize("bad", [dict(k_up=4), dict(k_enc=0), dict(compressed_channels=0), dict(scale=3)])
 def test_carafe_bad_hyperparameters(bad):
     with pytest.raises(ConfigError):
@@ -116,6 +130,30 @@ def test_dysample_offsets_move_the_samples():
     x_shifted = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
     want = F.interpolate(x_shifted, scale_factor=2, mode="bilinear", align_corners=False)
     assert torch.allclose(got[..., 1:], want[..., 1:], atol=1e-5)  # column 0: border clamping differs
+
+
+@pytest.mark.parametrize("dyscope", [False, True])
+def test_dysample_sampling_positions_stay_float32_under_bf16_autocast(dyscope):
+    """At 256 px, bf16 coordinates are off by up to 0.75 px; they must equal the float32 ones to 1e-4 px,
+    and the samples must be those of a float32 grid_sample (finite, to bf16 rounding of the values)."""
+    torch.manual_seed(0)
+    up = DySample(8, 4, groups=4, dyscope=dyscope)
+    with torch.no_grad():
+        up.offset.weight.normal_(0, 0.05)
+        if dyscope:
+            up.scope.weight.normal_(0, 0.05)
+    x = torch.randn(1, 8, 256, 256).bfloat16()
+    ref_pos = up.positions(x.float())
+    ref_samples = up.sample(x.float(), up.offsets(x.float()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pos = up.positions(x)
+        samples = up.sample(x, up.offsets(x))
+        y = up(x)
+    assert pos.dtype == torch.float32
+    assert (pos - ref_pos).abs().max() < 1e-4
+    assert (ref_pos - ref_pos.round(decimals=0)).abs().max() > 0.1  # genuinely sub-pixel positions
+    assert torch.isfinite(samples.float()).all() and torch.isfinite(y.float()).all()
+    assert (samples.float() - ref_samples).abs().max() < 0.05  # bf16 rounding of values ~4, not 0.4 px moves
 
 
 def test_dysample_dynamic_scope_starts_as_static():

@@ -3,6 +3,12 @@
 Contract (every class): ``__init__(in_channels, out_channels, scale=2, **options)`` and
 ``forward(x, output_size=None)`` returning exactly ``(N, out_channels, H*scale, W*scale)``, or exactly
 ``output_size`` when given. Models never ask which upsampler they hold.
+
+Alignment rule (owned by :class:`Upsampler`): a subclass implements only :meth:`Upsampler.upsample`, an
+exact ``scale x`` upsampling; ``forward`` then fits that to ``output_size`` by cropping or
+replicate-padding the bottom/right edge. So ``up(x, output_size=(2h+1, 2w+1))[..., :2h, :2w] == up(x)``:
+output pixel (Y, X) always sits over input pixel (Y // scale, X // scale), the grid of a U-Net's max-pool
+skips. Resampling straight to an odd size would stretch the grid by (2h+1)/2h instead.
 """
 
 from __future__ import annotations
@@ -65,6 +71,25 @@ class Upsampler(nn.Module):
         self.out_channels = int(out_channels)
         self.scale = int(scale)
 
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """The operator itself: (N, in_channels, H, W) -> exactly (N, out_channels, scale*H, scale*W)."""
+        raise NotImplementedError
+
+    def natural_size(self, x: torch.Tensor) -> tuple[int, int]:
+        """(scale*H, scale*W): the only size :meth:`upsample` may return."""
+        return x.shape[-2] * self.scale, x.shape[-1] * self.scale
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        y = self.upsample(x)
+        natural = self.natural_size(x)
+        if tuple(y.shape[-2:]) != natural:
+            raise RuntimeError(
+                f"{type(self).__name__}.upsample made {tuple(y.shape[-2:])} from {tuple(x.shape[-2:])}, not exactly "
+                f"scale={self.scale} x {natural}; the alignment rule needs an exact scale x output"
+            )
+        size = self.target_size(x, output_size)
+        return y if size == natural else fit_to_size(y, size)
+
     def target_size(self, x: torch.Tensor, output_size: Sequence[int] | None) -> tuple[int, int]:
         if output_size is None:
             return x.shape[-2] * self.scale, x.shape[-1] * self.scale
@@ -90,14 +115,13 @@ class InterpConv(Upsampler):
         self.mode = mode
         self.proj = nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        size = self.target_size(x, output_size)
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
         align = None if self.mode == "nearest" else False
         # Project first when it shrinks channels: the same result (1x1 conv and linear resampling
         # commute), with fewer channels to resample.
         if self.out_channels < self.in_channels and self.mode != "bicubic":
-            return F.interpolate(self.proj(x), size=size, mode=self.mode, align_corners=align)
-        return self.proj(F.interpolate(x, size=size, mode=self.mode, align_corners=align))
+            return F.interpolate(self.proj(x), size=self.natural_size(x), mode=self.mode, align_corners=align)
+        return self.proj(F.interpolate(x, size=self.natural_size(x), mode=self.mode, align_corners=align))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, " + super().extra_repr()
@@ -115,10 +139,9 @@ class ResizeConv(Upsampler):
         self.mode = mode
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        size = self.target_size(x, output_size)
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
         align = None if self.mode == "nearest" else False
-        return self.conv(F.interpolate(x, size=size, mode=self.mode, align_corners=align))
+        return self.conv(F.interpolate(x, size=self.natural_size(x), mode=self.mode, align_corners=align))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, " + super().extra_repr()
@@ -127,9 +150,11 @@ class ResizeConv(Upsampler):
 class TransposedConv(Upsampler):
     """ConvTranspose2d. Defaults from scale: kernel 2*scale, stride scale, padding scale/2 (even overlap).
 
-    With ``strict=False`` any geometry is accepted (the seeds' worked examples use stride 1 and 4).
-    ``output_size`` is honoured through :func:`tconv_output_size`: the missing rows/columns become
-    ``output_padding``, exactly as the formula says (``nn.ConvTranspose2d(output_size=...)`` semantics).
+    ``strict=True`` (every zoo config) requires a geometry that maps each side i to exactly scale * i, and
+    ``output_size`` follows the zoo's alignment rule like every operator. With ``strict=False`` any geometry
+    is accepted (the seeds' worked examples use stride 1 and 4), and ``output_size`` is honoured through
+    :func:`tconv_output_size`: the missing rows/columns become ``output_padding``, exactly as the formula
+    says (``nn.ConvTranspose2d(output_size=...)`` semantics).
     """
 
     def __init__(
@@ -151,6 +176,7 @@ class TransposedConv(Upsampler):
         self.padding = _pair(scale // 2 if padding is None else padding)
         self.output_padding = _pair(output_padding)
         self.dilation = _pair(dilation)
+        self.strict = bool(strict)
         if min(self.kernel_size) <= 0 or min(self.stride) <= 0 or min(self.padding) < 0:
             raise ConfigError(
                 f"TransposedConv: kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -183,37 +209,16 @@ class TransposedConv(Upsampler):
     def weight(self) -> torch.Tensor:
         return self.tconv.weight
 
-    def natural_size(self, h: int, w: int) -> tuple[int, int]:
-        """The output side with output_padding = 0."""
-        return tuple(  # type: ignore[return-value]
-            tconv_output_size(i, k, s, p, d)
-            for i, k, s, p, d in zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
-        )
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tconv(x)  # the configured output_padding: exactly scale x (checked in strict mode)
 
     def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        if output_size is None:
-            op = self.output_padding
-        else:
-            target = self.target_size(x, output_size)
-            base = self.natural_size(x.shape[-2], x.shape[-1])
-            op = tuple(t - b for t, b in zip(target, base))
-            limits = [max(s, d) for s, d in zip(self.stride, self.dilation)]
-            if any(o < 0 or o >= lim for o, lim in zip(op, limits)):
-                # Out of output_padding's reach (e.g. asking 2i-1 from k4 s2 p1): produce the natural
-                # size and crop/pad the bottom-right edge, like the other operators.
-                y = F.conv_transpose2d(
-                    x, self.tconv.weight, self.tconv.bias, self.stride, self.padding, 0, 1, self.dilation
-                )
-                return fit_to_size(y, target)
-        return F.conv_transpose2d(
-            x,
-            self.tconv.weight,
-            self.tconv.bias,
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=op,
-            dilation=self.dilation,
-        )
+        if self.strict:
+            return super().forward(x, output_size)
+        # Free geometry (the seeds' worked examples): nn.ConvTranspose2d's own output_size semantics, where
+        # the missing rows/columns become output_padding and an unreachable size is an error.
+        size = None if output_size is None else list(self.target_size(x, output_size))
+        return self.tconv(x, output_size=size)
 
     def extra_repr(self) -> str:
         return (
@@ -250,10 +255,8 @@ class PixelShuffleUp(Upsampler):
         self.conv.weight.copy_(base.weight.repeat_interleave(r2, dim=0))
         self.conv.bias.copy_(base.bias.repeat_interleave(r2, dim=0))
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        size = self.target_size(x, output_size)
-        y = self.shuffle(self.conv(x))
-        return y if tuple(y.shape[-2:]) == size else fit_to_size(y, size)
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
 
     def extra_repr(self) -> str:
         return f"icnr={self.icnr}, " + super().extra_repr()
@@ -335,20 +338,23 @@ class CARAFE(Upsampler):
         nn.init.zeros_(self.encoder.bias)
 
     def kernels(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, k_up^2, scale*H, scale*W) reassembly kernels, softmax-normalised (each sums to 1)."""
-        mask = F.pixel_shuffle(self.encoder(self.compressor(x)), self.scale)
-        return mask.softmax(dim=1)
+        """(N, k_up^2, scale*H, scale*W) reassembly kernels, softmax-normalised (each sums to 1).
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        size = self.target_size(x, output_size)
-        kernels = self.kernels(x)
+        The softmax runs in float32 even under autocast: in bf16 its sums drift from 1 by up to ~1%,
+        a brightness error that no other operator has.
+        """
+        mask = F.pixel_shuffle(self.encoder(self.compressor(x)), self.scale)
+        return mask.float().softmax(dim=1)
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        kernels = self.kernels(x).to(x.dtype)
         if self.out_channels < self.in_channels:
             # The bias is added after: reassembly reads zeros outside the input, where W x + b would read b.
             y = carafe_reassemble(F.conv2d(x, self.proj.weight), kernels, self.k_up, self.scale)
             y = y + self.proj.bias.view(1, -1, 1, 1)
         else:
             y = self.proj(carafe_reassemble(x, kernels, self.k_up, self.scale))
-        return y if tuple(y.shape[-2:]) == size else fit_to_size(y, size)
+        return y
 
     def extra_repr(self) -> str:
         return (f"k_up={self.k_up}, k_enc={self.k_enc}, compressed_channels={self.compressed_channels}, "
@@ -397,34 +403,48 @@ class DySample(Upsampler):
             1, self.groups, 1).reshape(1, -1, 1, 1)
 
     def offsets(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 2 * groups * scale^2, H, W) sampling offsets in input pixels, init_pos included."""
-        if self.dyscope:
-            return self.offset(x) * self.scope(x).sigmoid() * 0.5 + self.init_pos
-        return self.offset(x) * 0.25 + self.init_pos
+        """(N, 2 * groups * scale^2, H, W) sampling offsets in input pixels, init_pos included, in float32."""
+        x = x.float()
 
-    def sample(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """Sample x (N, C, H, W) at pixel centres + offset: (N, C, scale*H, scale*W)."""
+        def conv1x1(conv: nn.Conv2d) -> torch.Tensor:  # float32 whatever the parameters' dtype
+            return F.conv2d(x, conv.weight.float(), None if conv.bias is None else conv.bias.float())
+
+        init_pos = self.init_pos.float()
+        if self.dyscope:
+            return conv1x1(self.offset) * conv1x1(self.scope).sigmoid() * 0.5 + init_pos
+        return conv1x1(self.offset) * 0.25 + init_pos
+
+    def positions(self, x: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """(N * groups, scale*H, scale*W, 2) float32 (x, y) sampling positions in input pixels (0 = the
+        input's left/top edge), as ``grid_sample`` reads them once normalised. ``offset`` defaults to
+        :meth:`offsets`.
+
+        Coordinates and offsets are float32 with autocast off: in bf16 (8 mantissa bits) a position near
+        256 px is off by up to 0.75 px, and the +-0.25 initial offsets vanish past 64 px.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            offset = (self.offsets(x) if offset is None else offset).float()
         b, _, h, w = offset.shape
         s, g = self.scale, self.groups
-        offset = offset.view(b, 2, g * s * s, h, w)
-        ys = torch.arange(h, device=x.device, dtype=x.dtype) + 0.5
-        xs = torch.arange(w, device=x.device, dtype=x.dtype) + 0.5
+        ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5
+        xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        coords = torch.stack([gx, gy]).view(1, 2, 1, h, w)
-        normalizer = torch.tensor([w, h], dtype=x.dtype, device=x.device).view(1, 2, 1, 1, 1)
-        coords = 2 * (coords + offset) / normalizer - 1
-        coords = F.pixel_shuffle(coords.reshape(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
-        coords = coords.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
-        out = F.grid_sample(x.reshape(b * g, -1, h, w), coords, mode="bilinear", align_corners=False,
-                            padding_mode="border")
-        return out.view(b, -1, s * h, s * w)
+        pos = torch.stack([gx, gy]).view(1, 2, 1, h, w) + offset.view(b, 2, g * s * s, h, w)
+        pos = F.pixel_shuffle(pos.reshape(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
+        return pos.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        size = self.target_size(x, output_size)
-        y = self.sample(x, self.offsets(x))
-        if tuple(y.shape[-2:]) != size:
-            y = fit_to_size(y, size)  # replicate-pad/crop commutes with the 1x1 conv
-        return self.proj(y)
+    def sample(self, x: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample x (N, C, H, W) at :meth:`positions`: (N, C, scale*H, scale*W), in x's dtype."""
+        b, _, h, w = x.shape
+        pos = self.positions(x, offset)
+        grid = 2 * pos / torch.tensor([w, h], dtype=torch.float32, device=x.device) - 1
+        with torch.autocast(x.device.type, enabled=False):
+            out = F.grid_sample(x.float().reshape(b * self.groups, -1, h, w), grid, mode="bilinear",
+                                align_corners=False, padding_mode="border")
+        return out.view(b, -1, self.scale * h, self.scale * w).to(x.dtype)
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.sample(x))
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, dyscope={self.dyscope}, " + super().extra_repr()
@@ -457,8 +477,8 @@ class BilinearAdditive(Upsampler):
         x = x.reshape(n, self.out_channels, self.group, h, w).sum(dim=2)
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        return self.conv(self.resample(x, self.target_size(x, output_size)))
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.resample(x, self.natural_size(x)))
 
     def extra_repr(self) -> str:
         return f"group={self.group}, " + super().extra_repr()
