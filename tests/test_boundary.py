@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from upsample_zoo.data.voc import pad_collate
 from upsample_zoo.metrics.boundary import (
     BoundaryIoU,
     GridErrorMap,
@@ -105,7 +106,8 @@ def test_matches_the_official_erosion_on_random_maps():
 
 
 def test_void_padding_is_undone():
-    """pad_collate pads bottom/right with void: the padded batch scores as the unpadded images."""
+    """pad_collate pads bottom/right with void: with the true sizes, the padded batch scores as the
+    unpadded images."""
     gt, pred = _hand_case()
     a = BoundaryIoU(num_classes=2)
     a.update(pred[None], gt[None])
@@ -114,8 +116,83 @@ def test_void_padding_is_undone():
     pred_pad = torch.ones(1, 9, 11, dtype=torch.long)  # the prediction in the padding is arbitrary
     pred_pad[0, :6, :6] = pred
     b = BoundaryIoU(num_classes=2)
-    b.update(pred_pad, gt_pad)
+    b.update(pred_pad, gt_pad, sizes=torch.tensor([[6, 6]]))
     assert torch.equal(a.intersection, b.intersection) and torch.equal(a.union, b.union)
+
+
+def _blobs(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A blobby 4-class label map: smoothed noise, thresholded at its quartiles."""
+    f = ndimage.gaussian_filter(rng.standard_normal((h, w)), 3)
+    return np.digitize(f, np.quantile(f, [0.25, 0.5, 0.75]))
+
+
+def _reference_counts(gts, preds, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cheng et al. 2021, independently of the module: each image at its own full size, d = round(2% of
+    its diagonal) (at least 1), the official erosion (image border = contour), void excluded, per-class
+    intersection and union summed over the images."""
+    inter, union = np.zeros(k), np.zeros(k)
+    for g, p in zip(gts, preds):
+        d = max(1, int(round(0.02 * float(np.hypot(*g.shape)))))
+        valid = g != 255
+        for c in range(k):
+            gb = _official_boundary(g == c, d) & valid
+            pb = _official_boundary(p == c, d) & valid
+            inter[c] += (gb & pb).sum()
+            union[c] += (gb | pb).sum()
+    return inter, union
+
+
+def _trailing_void_case() -> tuple[np.ndarray, np.ndarray]:
+    """A genuine 50x58 image whose last 3 rows and last 2 columns are void (VOC's void bands), not padding.
+    Its d is round(0.02 * 76.6) = 2; cropped to the non-void 47x56 it would be round(0.02 * 73.1) = 1, and
+    the border would move onto the void band."""
+    rng = np.random.default_rng(1)
+    gt, pred = _blobs(rng, 50, 58), _blobs(rng, 50, 58)
+    gt[-3:] = 255
+    gt[:, -2:] = 255
+    return gt, pred
+
+
+def test_trailing_void_of_a_genuine_image_is_not_cropped():
+    gt, pred = _trailing_void_case()
+    inter, union = _reference_counts([gt], [pred], 4)
+    m = BoundaryIoU(num_classes=4)
+    m.update(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None])
+    assert m.intersection.numpy().tolist() == inter.tolist()
+    assert m.union.numpy().tolist() == union.tolist()
+    assert m.per_class().numpy() == pytest.approx(inter / union)
+
+
+def test_padded_batch_with_sizes_scores_as_each_image_alone():
+    """Two images of different sizes (one with its own trailing void) through pad_collate: with the sizes
+    it returns, the batch gives the per-class counts of the images scored unpadded, one by one."""
+    rng = np.random.default_rng(2)
+    gt_a, pred_a = _trailing_void_case()
+    gt_b, pred_b = _blobs(rng, 41, 67), _blobs(rng, 41, 67)
+    gts, preds = [gt_a, gt_b], [pred_a, pred_b]
+    _, y, sizes = pad_collate([(torch.zeros(3, *g.shape), torch.from_numpy(g)) for g in gts])
+    assert sizes.tolist() == [[50, 58], [41, 67]]
+    pred_pad = torch.from_numpy(rng.integers(0, 4, y.shape))  # the prediction in the padding is arbitrary
+    for i, p in enumerate(preds):
+        pred_pad[i, : p.shape[0], : p.shape[1]] = torch.from_numpy(p)
+    batch = BoundaryIoU(num_classes=4)
+    batch.update(pred_pad, y, sizes=sizes)
+    alone = BoundaryIoU(num_classes=4)
+    for g, p in zip(gts, preds):
+        alone.update(torch.from_numpy(p)[None], torch.from_numpy(g)[None])
+    assert torch.equal(batch.intersection, alone.intersection) and torch.equal(batch.union, alone.union)
+    inter, union = _reference_counts(gts, preds, 4)
+    assert batch.intersection.numpy().tolist() == inter.tolist()
+    assert batch.union.numpy().tolist() == union.tolist()
+
+
+def test_sizes_must_fit_the_batch():
+    gt, pred = _hand_case()
+    m = BoundaryIoU(num_classes=2)
+    with pytest.raises(ValueError, match="sizes"):
+        m.update(pred[None], gt[None], sizes=[(7, 6)])
+    with pytest.raises(ValueError, match="sizes"):
+        m.update(pred[None], gt[None], sizes=[(6, 6), (6, 6)])
 
 
 def test_boundary_band_is_width_d():

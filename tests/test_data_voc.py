@@ -83,8 +83,9 @@ def test_loader_reads_palette_indices_and_subset(synth):
     dm = VOCDataModule(root=str(synth), keep_classes=["bird", "person"], num_classes=3, crop_size=32,
                        batch_size=2, val_batch_size=3, num_workers=0)
     dm.setup()
-    x, y = next(iter(dm.val_dataloader()))
+    x, y, sizes = next(iter(dm.val_dataloader()))
     assert x.shape == (3, 3, 60, 80) and y.shape == (3, 60, 80)  # original resolution, no resize
+    assert sizes.tolist() == [[60, 80]] * 3
     assert set(y.unique().tolist()) <= {0, 1, 2, 255}
     raw = np.array(Image.open(dm.val_set.pairs[0][1]))
     names, lut = class_lookup(["bird", "person"])
@@ -92,11 +93,12 @@ def test_loader_reads_palette_indices_and_subset(synth):
     assert names == ["background", "bird", "person"]
 
 
-def test_pad_collate_pads_masks_with_void():
+def test_pad_collate_pads_masks_with_void_and_returns_true_sizes():
     a = (torch.ones(3, 4, 5), torch.zeros(4, 5, dtype=torch.int64))
     b = (torch.ones(3, 6, 3), torch.ones(6, 3, dtype=torch.int64))
-    x, y = pad_collate([a, b])
+    x, y, sizes = pad_collate([a, b])
     assert x.shape == (2, 3, 6, 5) and y.shape == (2, 6, 5)
+    assert sizes.dtype == torch.int64 and sizes.tolist() == [[4, 5], [6, 3]]  # each image's true (h, w)
     assert (y[0, 4:] == 255).all() and (y[1, :, 3:] == 255).all() and (x[1, :, :, 3:] == 0).all()
 
 

@@ -131,16 +131,24 @@ class VOCSegDataset(Dataset):
         return self.transform(image, mask)
 
 
-def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack images of different sizes, padding bottom/right (image 0, mask void so it is ignored)."""
+def pad_collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack images of different sizes, padding bottom/right (image 0, mask void so it is ignored).
+
+    Returns ``(images, masks, sizes)``: sizes is an int64 (N, 2) tensor of each mask's true (h, w), so a
+    metric that depends on the image extent (Boundary IoU) can undo the padding without guessing it from
+    the void pixels (a genuine image may end in void rows or columns)."""
     h = max(b[0].shape[-2] for b in batch)
     w = max(b[0].shape[-1] for b in batch)
     images = torch.zeros(len(batch), batch[0][0].shape[0], h, w, dtype=batch[0][0].dtype)
     masks = torch.full((len(batch), h, w), VOID, dtype=torch.int64)
+    sizes = torch.empty(len(batch), 2, dtype=torch.int64)
     for i, (img, m) in enumerate(batch):
         images[i, :, : img.shape[-2], : img.shape[-1]] = img
         masks[i, : m.shape[-2], : m.shape[-1]] = m
-    return images, masks
+        sizes[i, 0], sizes[i, 1] = m.shape[-2], m.shape[-1]
+    return images, masks, sizes
 
 
 def train_transform(crop_size: int, scale: tuple[float, float]) -> v2.Transform:

@@ -6,6 +6,9 @@ G_d is the set of pixels of G within distance d of G's contour (the image border
 image diagonal, rounded, at least 1. Boundary IoU_c = |G_d n P_d| / |G_d u P_d|, with intersection and
 union summed over the whole dataset per class, void (255) pixels excluded; the score is the mean over
 classes with a non-empty union (the mIoU protocol). Erosion is max-pooling (separable, CPU or GPU).
+The border and d are those of each image's true size: a void-padded batch (``pad_collate``) must pass the
+sizes it returns; the metric never guesses the extent from void pixels, since a genuine image may end in
+void rows or columns (VOC's void bands), and cropping those would move the border and change d.
 
 **Stride-grid error map.** The error rate of the valid pixels binned by (y mod p, x mod p), p the decoder's
 total stride (2^depth for the U-Net). A decoder that upsamples unevenly (a checkerboarding tconv) makes
@@ -53,17 +56,6 @@ def boundary_band(label: Tensor, dilation: int) -> Tensor:
     return (maxpool(x) != -maxpool(-x)).reshape(shape)
 
 
-def valid_extent(target: Tensor, ignore_index: int = VOID) -> tuple[int, int]:
-    """(h, w) up to the last row and column with a non-void pixel: the image inside a void-padded batch
-    (``pad_collate`` pads bottom/right with void). (0, 0) when all pixels are void."""
-    valid = target != ignore_index
-    rows = valid.any(dim=-1).nonzero()
-    cols = valid.any(dim=-2).nonzero()
-    if rows.numel() == 0:
-        return 0, 0
-    return int(rows.max()) + 1, int(cols.max()) + 1
-
-
 def _as_labels(preds: Tensor) -> Tensor:
     return preds.argmax(dim=1) if preds.ndim == 4 else preds
 
@@ -72,8 +64,10 @@ class BoundaryIoU(Metric):
     """Boundary IoU for semantic segmentation, accumulated per class over the dataset (see module doc).
 
     ``update(preds, target)``: preds (N, H, W) labels or (N, K, H, W) logits, target (N, H, W) with void
-    ``ignore_index``. Each image is cropped to its non-void extent (undoing void padding) and gets its own
-    d from that size, unless ``sizes`` gives the true (h, w) per image or ``dilation`` fixes d.
+    ``ignore_index``. ``sizes`` (N, 2) gives each image's true (h, w) inside a padded batch (top-left
+    corner; ``pad_collate`` returns it): the image is cropped to it, and its border and d (unless
+    ``dilation`` fixes d) come from that size. Without ``sizes`` every image is taken at the full (H, W) of
+    the target, i.e. unpadded; trailing void rows or columns are never cropped (they may be the image's own).
     ``compute()`` is the mean over classes with a non-empty union; :meth:`per_class` has them all (NaN
     where the union is empty).
     """
@@ -100,14 +94,22 @@ class BoundaryIoU(Metric):
                        dist_reduce_fx="sum")
         self.add_state("union", default=torch.zeros(self.num_classes, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, preds: Tensor, target: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor,
+               sizes: Tensor | Sequence[tuple[int, int]] | None = None) -> None:
         preds = _as_labels(preds)
         if preds.shape != target.shape or target.ndim != 3:
             raise ValueError(f"BoundaryIoU: preds {tuple(preds.shape)} and target {tuple(target.shape)} must both "
                              "be (N, H, W) (or preds (N, K, H, W) logits)")
+        n, full_h, full_w = target.shape
+        if sizes is None:
+            hw = [(full_h, full_w)] * n
+        else:
+            hw = [(int(h), int(w)) for h, w in (sizes.tolist() if isinstance(sizes, Tensor) else sizes)]
+            if len(hw) != n or any(not (0 <= h <= full_h and 0 <= w <= full_w) for h, w in hw):
+                raise ValueError(f"BoundaryIoU: sizes {hw} must give one (h, w) per image, each within the "
+                                 f"target's ({full_h}, {full_w})")
         k = self.num_classes
-        for i in range(target.shape[0]):
-            h, w = sizes[i] if sizes is not None else valid_extent(target[i], self.ignore_index)
+        for i, (h, w) in enumerate(hw):
             if h == 0 or w == 0:
                 continue
             t, p = target[i, :h, :w].long(), preds[i, :h, :w].long()
@@ -220,5 +222,4 @@ __all__ = [
     "boundary_dilation",
     "grid_error_contrast",
     "save_grid_error_figure",
-    "valid_extent",
 ]

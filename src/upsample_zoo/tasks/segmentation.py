@@ -62,8 +62,8 @@ class SegmentationTask(L.LightningModule):
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x, y, *_ = batch  # (images, masks, sizes) from pad_collate; a plain (images, masks) works too
         loss = self._loss(self(x), y)
         if not torch.isfinite(loss):
             raise DivergenceError(
@@ -73,8 +73,8 @@ class SegmentationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        x, y, *_ = batch
         logits = self(x)
         self.log("val/loss", self._loss(logits, y), on_epoch=True, batch_size=x.shape[0])
         self.val_cm.update(logits.argmax(1), y)
@@ -85,14 +85,15 @@ class SegmentationTask(L.LightningModule):
         self.log("val/pixel_acc", scores["pixel_acc"].float())
         self.val_cm.reset()
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        x, y, *rest = batch
+        sizes = rest[0] if rest else None  # each image's true (h, w) inside the padded batch
         logits = self(x)
         self.test_cm.update(logits.argmax(1), y)
         # -- issue 9 --
         pred = logits.argmax(1)
-        self.test_boundary_iou.update(pred, y)
-        self.test_grid_error.update(pred, y)
+        self.test_boundary_iou.update(pred, y, sizes=sizes)
+        self.test_grid_error.update(pred, y)  # padding is void, and phases count from the top-left: no sizes
         # -- end issue 9 --
         if batch_idx == 0:
             k = self.num_figure_images
