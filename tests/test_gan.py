@@ -39,6 +39,7 @@ def test_gan_smoke_every_upsampler(zoo_root, tmp_path, name):
                 "test/spectral_hf_gap_db", "val/checkerboard_db"):
         assert math.isfinite(m[key]), key
     assert "n_real=16, n_fake=16" in res["protocol"]["fid"] and "ref=train" in res["protocol"]["fid"]
+    assert "precise BN" in res["protocol"]["samples"]
     for png in ("samples.png", "samples/epoch_000.png", "spectrum_2d.png", "spectrum_azimuthal.png"):
         assert (tmp_path / png).stat().st_size > 500, png
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
@@ -123,3 +124,86 @@ def test_throughput_counts_images_for_bare_and_labelled_batches():
         cb.on_train_batch_end(None, module, None, batch, 0)
     assert cb.images == 64 + 8
     assert cb.images_per_second > 0
+
+
+# ---- the sampling protocol: how BatchNorm behaves when FID and checkerboard samples are drawn --------
+
+def _small_task(sample_bn: str = "precise", **kw):
+    from functools import partial
+
+    from upsample_zoo.tasks.gan import GANTask
+    from upsample_zoo.upsamplers import InterpConv
+
+    torch.manual_seed(0)
+    model = DCGAN(partial(InterpConv, mode="bilinear"), ngf=8, ndf=8)
+    return GANTask(model, sample_bn=sample_bn, **kw)
+
+
+def _bn_input_stats(generator, z) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-channel mean and (unbiased) variance of every BatchNorm's input, in train mode on batch z."""
+    import copy
+
+    g = copy.deepcopy(generator).train()
+    stats = []
+    hooks = [m.register_forward_pre_hook(lambda m, inp: stats.append(
+        (inp[0].mean(dim=(0, 2, 3)), inp[0].var(dim=(0, 2, 3), unbiased=True))))
+        for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        g(z)
+    for h in hooks:
+        h.remove()
+    return stats
+
+
+def test_precise_bn_running_stats_equal_batch_stats_of_fresh_samples():
+    task = _small_task(sample_bn_batches=16, sample_bn_batch_size=128)
+    g = task.generator
+    bns = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():  # stale running statistics, as a fast-moving generator leaves them
+        for bn in bns:
+            bn.running_mean.fill_(3.0)
+            bn.running_var.fill_(0.01)
+    with task.sampling():
+        assert not g.training
+        running = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
+    fresh = _bn_input_stats(g, torch.randn(4096, task.model.z_dim, generator=torch.Generator().manual_seed(99)))
+    assert len(fresh) == len(running) == 4  # the projection and the three up stages
+    for (rm, rv), (bm, bv) in zip(running, fresh):
+        assert ((rm - bm).abs() / bv.sqrt()).max() < 0.05  # means within 5% of a standard deviation
+        assert ((rv / bv) - 1).abs().max() < 0.1  # variances within 10%
+
+
+def test_sampling_restores_mode_and_buffers():
+    task = _small_task()
+    g = task.generator
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    for mode in (True, False):
+        g.train(mode)
+        x = task.sample(8, seed=1)
+        assert g.training is mode and x.shape == (8, 3, 32, 32)
+        assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
+    with task.sampling():  # nested: one re-estimation, shared
+        a = task.sample(4, seed=2)
+        b = task.sample(4, seed=2)
+    assert torch.equal(a, b)
+
+
+def test_sample_bn_modes_mean_what_they_say():
+    train_task = _small_task("train")
+    z = torch.randn(256, 128, generator=torch.Generator().manual_seed(5))
+    g = train_task.generator
+    import copy
+
+    want = copy.deepcopy(g).train()(z)  # batch statistics of the sampling batch
+    assert torch.allclose(train_task.sample(256, seed=5), want, atol=1e-5)
+    running_task = _small_task("running")
+    want = copy.deepcopy(running_task.generator).eval()(z)
+    assert torch.allclose(running_task.sample(256, seed=5), want, atol=1e-5)
+    assert "precise BN" in _small_task().sampling_protocol()
+
+
+def test_sample_bn_unknown_mode_is_a_config_error():
+    from upsample_zoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="task.sample_bn='eval'"):
+        _small_task("eval")

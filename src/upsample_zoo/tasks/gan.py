@@ -3,14 +3,17 @@ fixed-z sample grids, FID and the checkerboard score at test time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from upsample_zoo.errors import DivergenceError
+from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.spectral import CheckerboardScore
 from upsample_zoo.models.dcgan import DCGAN
@@ -19,6 +22,41 @@ from upsample_zoo.models.dcgan import DCGAN
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float images to uint8, the form FID and the checkerboard score read."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+# How the generator's BatchNorm layers behave when samples are drawn for FID, the checkerboard score and the
+# sample grids (README, "GAN samples"):
+#   precise: eval mode, with running statistics re-estimated over fresh z batches first (momentum=None, the
+#            "precise BN" of Wu & Johnson 2021), then restored, so training never sees the re-estimate;
+#   train:   batch statistics of each sampling batch, as most DCGAN code samples;
+#   running: eval mode with the training-time running statistics (momentum 0.1), which lag a generator that
+#            is still moving fast, by an amount that depends on the operator.
+SAMPLE_BN_MODES = ("precise", "train", "running")
+
+
+def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def precise_bn(generator: nn.Module, z_dim: int, num_batches: int, batch_size: int, seed: int,
+               device: torch.device) -> None:
+    """Re-estimate every BatchNorm's running statistics over ``num_batches`` seeded z batches: with
+    momentum=None they become the average of the per-batch statistics (the same batch size each, so the
+    mean is the exact mean over all samples)."""
+    bns = _batchnorms(generator)
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    was_training = generator.training
+    generator.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(num_batches):
+        generator(torch.randn(batch_size, z_dim, generator=gen).to(device))
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    generator.train(was_training)
 
 
 class GANTask(L.LightningModule):
@@ -38,8 +76,16 @@ class GANTask(L.LightningModule):
         sample_grid_size: int = 64,
         sample_seed: int = 1234,
         data_name: str = "unknown",
+        sample_bn: str = "precise",
+        sample_bn_batches: int = 20,
+        sample_bn_batch_size: int = 128,
     ) -> None:
         super().__init__()
+        if sample_bn not in SAMPLE_BN_MODES:
+            raise ConfigError(f"task.sample_bn={sample_bn!r} is not one of {', '.join(SAMPLE_BN_MODES)}")
+        if int(sample_bn_batches) <= 0 or int(sample_bn_batch_size) <= 1:
+            raise ConfigError(f"task.sample_bn_batches={sample_bn_batches} must be >= 1 and "
+                              f"task.sample_bn_batch_size={sample_bn_batch_size} >= 2")
         self.save_hyperparameters(ignore=["model"])
         self.automatic_optimization = False
         self.model = model
@@ -50,6 +96,7 @@ class GANTask(L.LightningModule):
         self.val_checkerboard = CheckerboardScore(scale=scale)
         self.test_checkerboard = CheckerboardScore(scale=scale)
         self._eval_tools: dict[str, Any] = {}  # FID metric and real stats: not module state
+        self._sampling = False
 
     # -- training --------------------------------------------------------------------------------
     @property
@@ -109,17 +156,38 @@ class GANTask(L.LightningModule):
                 torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas))
 
     # -- sampling --------------------------------------------------------------------------------
+    @contextmanager
+    def sampling(self) -> Iterator[None]:
+        """The generator as the ``task.sample_bn`` protocol samples it. Afterwards its previous mode and its BN
+        buffers are back, so evaluation never changes training. Nested uses share the outer one (one BN
+        re-estimation for several sample sets)."""
+        if self._sampling:
+            yield
+            return
+        g, mode = self.generator, self.hparams.sample_bn
+        was_training = g.training
+        saved = {k: v.clone() for k, v in g.state_dict().items() if "running_" in k or "num_batches" in k}
+        self._sampling = True
+        try:
+            if mode == "precise":
+                precise_bn(g, self.model.z_dim, self.hparams.sample_bn_batches, self.hparams.sample_bn_batch_size,
+                           seed=self.hparams.sample_seed - 1, device=self.device)
+            g.train(mode == "train")
+            yield
+        finally:
+            self._sampling = False
+            g.load_state_dict(saved, strict=False)
+            g.train(was_training)
+
     @torch.no_grad()
     def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
-        """n images in [-1, 1] from a seeded z, in eval mode (BN running stats), on the CPU."""
-        was_training = self.generator.training
-        self.generator.eval()
+        """n images in [-1, 1] from a seeded z, drawn under the ``task.sample_bn`` protocol, on the CPU."""
         gen = torch.Generator().manual_seed(seed)
         out = []
-        for i in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - i), self.model.z_dim, generator=gen).to(self.device)
-            out.append(self.generator(z).float().cpu())
-        self.generator.train(was_training)
+        with self.sampling():
+            for i in range(0, n, batch_size):
+                z = torch.randn(min(batch_size, n - i), self.model.z_dim, generator=gen).to(self.device)
+                out.append(self.generator(z).float().cpu())
         return torch.cat(out) if out else torch.empty(0, 3, 32, 32)
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -140,8 +208,8 @@ class GANTask(L.LightningModule):
         from upsample_zoo.metrics.fid import load_or_compute_real_stats
 
         dm = self._datamodule()
+        ref = dm.reference_images(limit=self.hparams.num_real)  # first: it runs setup(), which the fingerprint needs
         info = dm.describe()
-        ref = dm.reference_images(limit=self.hparams.num_real)
         key = {"dataset": info["name"], "split": info["ref_split"], "n_real": int(ref.shape[0]),
                "resolution": int(ref.shape[-1]), "fingerprint": info.get("ref_fingerprint")}
         stats = load_or_compute_real_stats(self._fid_metric(), self.hparams.cache_dir or ".cache", key,
@@ -149,13 +217,13 @@ class GANTask(L.LightningModule):
         self._eval_tools["real_stats"] = stats
         self._eval_tools["ref_split"] = info["ref_split"]
 
-    def fid(self, num_fake: int, seed: int) -> float:
-        """FID of ``num_fake`` seeded samples against the cached real statistics."""
+    def fid(self, fake: torch.Tensor) -> float:
+        """FID of generated images in [-1, 1] against the cached real statistics."""
         metric = self._fid_metric()
         if "real_stats" not in self._eval_tools:
             self._fill_real_stats()
         metric.reset()  # fake states only: the real statistics survive reset()
-        for chunk in self.sample(num_fake, seed=seed).split(100):
+        for chunk in fake.split(100):
             metric.update(to_uint8(chunk).to(metric.device), real=False)
         return float(metric.compute())
 
@@ -164,21 +232,21 @@ class GANTask(L.LightningModule):
         self.val_checkerboard.update(to_uint8(real), real=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.sample_dir is not None:
-            self.generator.eval()
-            with torch.no_grad():
-                grid = self.generator(self.fixed_z)
-            self.generator.train()
+        every = self.hparams.val_fid_every_n_epochs
+        fid_due = every and (self.current_epoch + 1) % every == 0 and not self.trainer.sanity_checking
+        with self.sampling(), torch.no_grad():  # one BN re-estimation for all of this epoch's samples
+            grid = self.generator(self.fixed_z).float().cpu() if self.sample_dir is not None else None
+            fake = self.sample(self.hparams.val_num_samples, seed=self.hparams.sample_seed + 1)
+            fid_fake = self.sample(self.hparams.num_fake, seed=self.hparams.sample_seed + 2) if fid_due else None
+        if grid is not None:
             path = save_image_grid(grid, self.sample_dir / "samples" / f"epoch_{self.current_epoch:03d}.png")
             log_image(self.loggers, "val/samples", path)
-        fake = self.sample(self.hparams.val_num_samples, seed=self.hparams.sample_seed + 1)
         self.val_checkerboard.update(to_uint8(fake).to(self.device))
         scores = self.val_checkerboard.compute()
         self.log("val/checkerboard_db", scores["checkerboard_db"].float())
         self.val_checkerboard.reset()
-        every = self.hparams.val_fid_every_n_epochs
-        if every and (self.current_epoch + 1) % every == 0 and not self.trainer.sanity_checking:
-            self.log("val/fid", self.fid(self.hparams.num_fake, seed=self.hparams.sample_seed + 2))
+        if fid_fake is not None:
+            self.log("val/fid", self.fid(fid_fake))
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -188,9 +256,8 @@ class GANTask(L.LightningModule):
         from upsample_zoo.metrics.spectral import azimuthal_spectrum, save_azimuthal_figure, save_spectrum_figure
 
         n_fake = self.hparams.num_fake
-        fid = self.fid(n_fake, seed=self.hparams.sample_seed + 3)
-        self.log("test/fid", fid)
-        fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)
+        fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)  # one sample set for every test metric
+        self.log("test/fid", self.fid(fake))
         self.test_checkerboard.update(to_uint8(fake).to(self.device))
         for k, v in self.test_checkerboard.compute().items():
             self.log(f"test/{k}", v.float())
@@ -223,6 +290,18 @@ class GANTask(L.LightningModule):
             self.log("test/spectral_fd", spectral_fd(ref, to_uint8(fake)))
             self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
 
+    def sampling_protocol(self) -> str:
+        h = self.hparams
+        return {
+            "precise": f"seeded z, generator in eval mode; BatchNorm running statistics re-estimated first over "
+                       f"{h.sample_bn_batches} x {h.sample_bn_batch_size} fresh z (momentum=None, precise BN), "
+                       "training-time statistics restored afterwards (task.sample_bn=precise)",
+            "train": "seeded z in batches of 256, generator in train mode: BatchNorm uses each batch's own "
+                     "statistics (task.sample_bn=train)",
+            "running": "seeded z, generator in eval mode with the training-time BatchNorm running statistics "
+                       "(momentum 0.1; task.sample_bn=running)",
+        }[h.sample_bn]
+
     def spectrum(self) -> dict | None:
         """The azimuthal spectra of the test samples and the real reference, for the comparison report."""
         return self._eval_tools.get("spectrum")
@@ -237,6 +316,7 @@ class GANTask(L.LightningModule):
         return {
             "fid": fid_protocol(p["n_real"], p["n_fake"], self._eval_tools.get("ref_split", "train"), weights.label),
             "fid_weights": {"source": weights.source, "digest": weights.digest},
+            "samples": self.sampling_protocol(),
             "checkerboard": "upsample_zoo.metrics.spectral, scale 8 (3 x2 stages), generated uint8 samples vs "
             "real reference images of the same size",
             # -- issue 9 --
