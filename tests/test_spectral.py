@@ -169,7 +169,8 @@ def _edges(h: int, w: int) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("kind", list(_edges(64, 64)))
 def test_edges_and_ramps_do_not_raise_the_score(natural, kind):
     base = checkerboard_score(natural, scale=2)
-    r = checkerboard_score(natural + _edges(64, 64)[kind], scale=2)
+    # the edge lifts the images up to 1.3: declare that range (the dB scores do not depend on it)
+    r = checkerboard_score(natural + _edges(64, 64)[kind], scale=2, value_range=(0.0, 1.3))
     assert r["checkerboard_db"] - base["checkerboard_db"] < 2
     assert r["checkerboard_grid_max_db"] - base["checkerboard_grid_max_db"] < 2
 
@@ -196,6 +197,82 @@ def test_too_small_and_bad_inputs_are_rejected():
         checkerboard_score(torch.rand(3, 32, 32))
     with pytest.raises(TypeError):
         checkerboard_score(torch.zeros(1, 1, 32, 32, dtype=torch.int32))
+
+
+# ---- bad or degenerate input: a clear error or NaN with a warning, never a clean-looking number ---
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_values_are_rejected_with_a_count(natural, bad):
+    x = natural.clone()
+    x[1, 2, 10, 20] = x[3, 0, 5, 5] = bad
+    with pytest.raises(ValueError, match=r"^checkerboard score: 2 of 196608 values in the images are not finite"):
+        checkerboard_score(x)
+    with pytest.raises(ValueError, match=r"2 of 196608 values in the reference images \(real=True\) are not finite"):
+        checkerboard_score(natural, ref=x)
+
+
+def test_empty_batch_is_rejected():
+    with pytest.raises(ValueError, match="empty batch of images, shape \\(0, 3, 32, 32\\)"):
+        checkerboard_score(torch.zeros(0, 3, 32, 32))
+    m = CheckerboardScore(scale=2)
+    with pytest.raises(ValueError, match="empty batch of reference images"):
+        m.update(torch.zeros(0, 3, 32, 32, dtype=torch.uint8), real=True)
+
+
+def _nan_keys(r: dict) -> set[str]:
+    return {k for k, v in r.items() if np.isnan(v)}
+
+
+@pytest.mark.parametrize("level", [0.0, 0.7, 1.0])
+def test_constant_images_give_nan_and_a_warning(natural, level):
+    """A collapsed generator's constant images have no spectrum to compare: not the 0 dB of a clean set."""
+    flat = torch.full((4, 3, 32, 32), level)
+    with pytest.warns(UserWarning, match="images are constant .*no variance"):
+        r = checkerboard_score(flat, scale=8)
+    assert _nan_keys(r) == KEYS - {"checkerboard_grid_period"}
+    assert r["checkerboard_grid_period"] == 2
+    m = CheckerboardScore(scale=8)  # the Metric, fed in chunks, uint8
+    for chunk in (flat * 255).round().to(torch.uint8).split(2):
+        m.update(chunk)
+    m.update(one_over_f_images(4, 3, 32, seed=1), real=True)
+    with pytest.warns(UserWarning, match="constant"):
+        out = {k: v.item() for k, v in m.compute().items()}
+    assert _nan_keys(out) == KEYS - {"checkerboard_grid_period"} | {"spectral_hf_gap_db"}
+    assert np.isfinite(out["checkerboard_db_ref"])  # the reference set is fine
+
+
+def test_constant_reference_gives_nan_reference_scores(natural):
+    with pytest.warns(UserWarning, match="reference images are constant"):
+        r = checkerboard_score(natural, ref=torch.full((2, 3, 64, 64), 0.5))
+    assert _nan_keys(r) == {"checkerboard_db_ref", "spectral_hf_gap_db"}
+
+
+def test_a_few_constant_images_in_a_set_do_not_make_it_nan(natural):
+    """The rule reads the pooled set: constant images add no power, so the dB scores stay as they are."""
+    x = torch.cat([natural + 5 / 255 * checker(64, 64), torch.full((4, 3, 64, 64), 0.5)])
+    r = checkerboard_score(x)
+    assert not _nan_keys(r) and r["checkerboard_db"] > 10
+
+
+def test_values_outside_the_declared_range_are_rejected(natural):
+    """checkerboard_amp is in 8-bit levels of the declared range: a [-1, 1] or 0..255 float batch read
+    as [0, 1] would be off by 2x or 255x, so it is an error, with the range to pass."""
+    x = natural + 5 / 255 * checker(64, 64)
+    with pytest.raises(ValueError, match=r"span \[-1.04, 1.04\], outside value_range \(0, 1\).*=\(-1, 1\)"):
+        checkerboard_score(x * 2 - 1)
+    with pytest.raises(ValueError, match=r"outside value_range \(0, 1\).*uint8 or value_range=\(0, 255\)"):
+        checkerboard_score(x * 255)
+    with pytest.raises(ValueError, match=r"reference images \(real=True\) span"):
+        checkerboard_score(x, ref=natural * 2 - 1)
+    with pytest.raises(ValueError, match="lo < hi"):
+        CheckerboardScore(value_range=(1.0, 0.0))
+    # declared, the same images give the same scores; amp in 8-bit levels of the declared range
+    want = checkerboard_score(x)
+    for lo, hi in ((-1.0, 1.0), (0.0, 255.0)):
+        got = checkerboard_score(lo + (hi - lo) * x, value_range=(lo, hi))
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-3), (lo, hi, k)
+    assert want["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
 
 
 # ---- the Metric ----------------------------------------------------------------------------------
@@ -242,7 +319,8 @@ def test_reference_outputs_and_hf_gap():
     blurred = F.avg_pool2d(F.pad(same, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
     assert checkerboard_score(blurred, ref=real)["spectral_hf_gap_db"] < -3
     noisy = same + 24 / 255 * torch.randn(same.shape, generator=torch.Generator().manual_seed(0))
-    assert checkerboard_score(noisy, ref=real)["spectral_hf_gap_db"] > 2
+    # the noise leaves [0, 1] by up to 0.44; a wider declared range maps both sets alike: same dB gap
+    assert checkerboard_score(noisy, ref=real, value_range=(-0.5, 1.5))["spectral_hf_gap_db"] > 2
     cb = checkerboard_score(same + 5 / 255 * checker(64, 64), ref=real)
     assert cb["checkerboard_db"] - cb["checkerboard_db_ref"] > 10
 

@@ -16,11 +16,22 @@ Outputs: ``checkerboard_db`` (max over the three Nyquist bins), ``checkerboard_g
 >= 8), ``checkerboard_amp`` (RMS amplitude of the Nyquist pattern, 8-bit levels), ``blockiness_db``
 (the Nyquist contrast of the gradient-energy map |dx| + |dy|), and with real reference images
 ``checkerboard_db_ref`` and ``spectral_hf_gap_db`` (azimuthal spectra, Durall et al. 2020).
+
+Inputs are checked before anything is computed: uint8, or float in the declared ``value_range`` ((0, 1)
+by default; pass (-1, 1) for tanh-range images). Out of range by more than ``RANGE_TOL`` of the span, a
+NaN or inf value, or an empty batch raise a one-line ValueError. The range fixes the unit of
+``checkerboard_amp``: its span is 255 levels. The dB scores are ratios and do not depend on it.
+
+Constant images have no power to compare once their mean is subtracted: when the accumulated power of a
+set is zero (below ``FLAT_POWER``, in units of the range squared) its dB scores and amplitude are NaN,
+with a warning, instead of a clean-looking 0 dB. The rule reads the pooled set: constant images mixed
+into a set add no power, so they leave its dB scores as they are and dilute ``checkerboard_amp``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache, wraps
 from pathlib import Path
@@ -35,22 +46,75 @@ MIN_GRID_SPACING = 8
 HF_BAND = (0.375, 0.5)  # cycles/px
 LF_BAND = (0.05, 0.2)
 _EPS = 1e-20
+UNIT_RANGE = (0.0, 1.0)
+RANGE_TOL = 0.1  # accepted overshoot of a float input's declared range, as a fraction of its span
+FLAT_POWER = 1e-12  # mean power per bin (windowed variance, range = 1) at or below which a set is constant
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
 
-def to_unit(x: Tensor) -> Tensor:
-    """uint8 -> float in [0, 1]; floating tensors pass through as float32 (assumed in [0, 1])."""
+def _check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range must be two numbers (lo, hi), got {value_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(f"value_range must be finite with lo < hi, got {value_range!r}")
+    return lo, hi
+
+
+def to_unit(x: Tensor, value_range: tuple[float, float] = UNIT_RANGE) -> Tensor:
+    """uint8 -> float in [0, 1] (0..255); floating tensors -> float32 mapped from ``value_range`` to [0, 1]
+    (the default (0, 1) passes them through unchanged). Converts only: :func:`check_images` checks."""
     if x.dtype == torch.uint8:
         return x.float() / 255.0
     if not x.is_floating_point():
-        raise TypeError(f"expected a float tensor in [0, 1] or uint8, got {x.dtype}")
-    return x.float()
+        raise TypeError(f"expected a float tensor in value_range {tuple(value_range)} or uint8, got {x.dtype}")
+    lo, hi = _check_value_range(value_range)
+    return x.float() if (lo, hi) == UNIT_RANGE else (x.float() - lo) / (hi - lo)
 
 
-def _check_batch(x: Tensor) -> None:
+def _check_batch(x: Tensor, what: str = "images") -> None:
     if x.ndim != 4:
         raise ValueError(f"expected a batch of shape (B, C, H, W), got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"empty batch of {what}, shape {tuple(x.shape)}: no images, channels or pixels to score")
+
+
+def _check_finite(x: Tensor, what: str, who: str) -> None:
+    if x.is_floating_point():
+        bad = int((~torch.isfinite(x)).sum().item())
+        if bad:
+            raise ValueError(f"{who}: {bad} of {x.numel()} values in the {what} are not finite (NaN or inf)")
+
+
+def _range_hint(lo: float, hi: float) -> str:
+    if lo >= -1 - 2 * RANGE_TOL and hi <= 1 + 2 * RANGE_TOL and lo < 0:
+        return "for images in [-1, 1] pass value_range=(-1, 1)"
+    if lo >= -2 * RANGE_TOL * 255 and hi <= 255 * (1 + 2 * RANGE_TOL) and hi > 2:
+        return "for 0..255 images pass uint8 or value_range=(0, 255)"
+    return "pass the images' value_range, or uint8"
+
+
+def check_images(x: Tensor, value_range: tuple[float, float] = UNIT_RANGE, what: str = "images",
+                 who: str = "checkerboard score") -> None:
+    """Reject what would give a silently wrong score, with a one-line ValueError: a batch that is not
+    (B, C, H, W) or is empty, NaN or inf values, or a float batch outside ``value_range`` by more than
+    ``RANGE_TOL`` of its span. uint8 is always valid (0..255). One device sync for a float batch."""
+    _check_batch(x, what)
+    if x.dtype == torch.uint8:
+        return
+    if not x.is_floating_point():
+        raise TypeError(f"{who}: expected a float tensor in value_range {tuple(value_range)} or uint8, got {x.dtype}")
+    lo, hi = _check_value_range(value_range)
+    bad, vmin, vmax = torch.stack([(~torch.isfinite(x)).sum().double(), x.amin().double(),
+                                   x.amax().double()]).tolist()
+    if bad:
+        raise ValueError(f"{who}: {int(bad)} of {x.numel()} values in the {what} are not finite (NaN or inf)")
+    tol = RANGE_TOL * (hi - lo)
+    if vmin < lo - tol or vmax > hi + tol:
+        raise ValueError(f"{who}: the {what} span [{vmin:.3g}, {vmax:.3g}], outside value_range ({lo:g}, {hi:g}) "
+                         f"by more than {RANGE_TOL:.0%} of its span; {_range_hint(vmin, vmax)}")
 
 
 def crop_border(h: int, w: int, scale: int) -> int:
@@ -152,10 +216,12 @@ def _power_sum(x: Tensor) -> Tensor:
     return torch.cat([half, half[rows][:, w - cols]], dim=1)
 
 
-def batch_power_sums(x: Tensor, scale: int) -> tuple[Tensor, Tensor, int]:
-    """Power summed over batch and channels for the image and its gradient-energy map, and the count."""
-    _check_batch(x)
-    x = to_unit(x)
+def batch_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
+                     what: str = "images") -> tuple[Tensor, Tensor, int]:
+    """Power summed over batch and channels for the image and its gradient-energy map, and the count.
+    The batch is checked first (:func:`check_images`) and mapped from ``value_range`` to [0, 1]."""
+    check_images(x, value_range, what)
+    x = to_unit(x, value_range)
     c, hh, ww = analysis_size(x.shape[-2], x.shape[-1], scale)
     img = x[..., c:c + hh, c:c + ww]
     # Differences of the analysed window and one extra row and column (not of the whole image: a third
@@ -305,21 +371,47 @@ def spectral_loss(fake: Tensor, real: Tensor, eps: float = 1e-8) -> Tensor:
 
 # ---- scores from the accumulated spectra ----------------------------------------------------------
 
+def is_flat(power: Tensor) -> bool:
+    """True when a batch-mean spectrum holds no power: its mean over the bins (the windowed variance, by
+    Parseval, in units of the value range squared) is at most ``FLAT_POWER``, i.e. an RMS deviation below
+    1e-6 of the range, far below one 8-bit level (float32 round-off of a constant image is ~1e-14)."""
+    return bool(power.double().mean().item() <= FLAT_POWER)
+
+
+def _warn_flat(what: str, outputs: str) -> None:
+    warnings.warn(f"checkerboard score: the {what} are constant (no variance once each image's mean is "
+                  f"subtracted, in the analysed window); {outputs} NaN, not a clean 0 dB", UserWarning, stacklevel=3)
+
+
 def scores_from_power(power: Tensor, grad_power: Tensor, scale: int) -> dict[str, float]:
-    """All single-set outputs from batch-mean spectra of the image and of its gradient-energy map."""
+    """All single-set outputs from batch-mean spectra of the image and of its gradient-energy map.
+
+    A set of constant images (no power) gives NaN for every score, and a warning; a set whose
+    gradient-energy maps are constant (e.g. pure ramps) gives NaN for ``blockiness_db``.
+    """
     h, w = power.shape[-2:]
     nyq = grid_bins(h, w, 2)
+    p = grid_period(h, w, scale)
+    if is_flat(power):
+        _warn_flat("images", "all checkerboard scores are")
+        nan = math.nan
+        return {"checkerboard_db": nan, "checkerboard_grid_max_db": nan, "checkerboard_grid_period": float(p),
+                "checkerboard_amp": nan, "blockiness_db": nan}
     peak, bg = peak_and_background(power, nyq)
     cb = 10 * torch.log10((peak + _EPS) / (bg + _EPS))
     # Excess power over the 3x3 block is (h w / 9) A^2 for a pattern of RMS amplitude A (Parseval).
     amp = torch.sqrt((peak - bg).clamp(min=0).sum() * 9 / (h * w)) * 255
-    p = grid_period(h, w, scale)
+    if is_flat(grad_power):
+        _warn_flat("gradient-energy maps |dx| + |dy|", "blockiness_db is")
+        blockiness = math.nan
+    else:
+        blockiness = contrast_db(grad_power, nyq).max().item()
     return {
         "checkerboard_db": cb.max().item(),
         "checkerboard_grid_max_db": contrast_db(power, grid_bins(h, w, p)).max().item(),
         "checkerboard_grid_period": float(p),
         "checkerboard_amp": amp.item(),
-        "blockiness_db": contrast_db(grad_power, nyq).max().item(),
+        "blockiness_db": blockiness,
     }
 
 
@@ -329,6 +421,10 @@ class CheckerboardScore(Metric):
     ``update(x)`` adds generated/predicted images; ``update(x, real=True)`` adds reference images, which
     adds ``checkerboard_db_ref`` and ``spectral_hf_gap_db`` to ``compute()``. All images of one kind
     must share a size. ``compute()`` returns a dict of 0-d float tensors.
+
+    Images are uint8 (0..255) or float in ``value_range`` (default (0, 1): images, probability maps;
+    (-1, 1) for tanh outputs); floats beyond it by more than ``RANGE_TOL`` of the span, NaN, inf and empty
+    batches are rejected in ``update`` (ValueError). Constant sets give NaN scores and a warning.
     """
 
     is_differentiable = False
@@ -341,17 +437,19 @@ class CheckerboardScore(Metric):
     ref_power_sum: Tensor
     ref_count: Tensor
 
-    def __init__(self, scale: int = 2, **kwargs) -> None:
+    def __init__(self, scale: int = 2, value_range: tuple[float, float] = UNIT_RANGE, **kwargs) -> None:
         super().__init__(**kwargs)
         if int(scale) < 1:
             raise ValueError(f"CheckerboardScore: scale must be >= 1, got {scale}")
         self.scale = int(scale)
+        self.value_range = _check_value_range(value_range)
         # 0-d defaults broadcast against the first (H', W') spectrum, whose size is only known then.
         for name in ("power_sum", "grad_sum", "count", "ref_power_sum", "ref_count"):
             self.add_state(name, default=torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, x: Tensor, real: bool = False) -> None:
-        power, grad, n = batch_power_sums(x, self.scale)
+        what = "reference images (real=True)" if real else "images"
+        power, grad, n = batch_power_sums(x, self.scale, self.value_range, what)
         held = self.ref_power_sum if real else self.power_sum
         if held.ndim and held.shape != power.shape:
             raise ValueError(f"CheckerboardScore: analysed size {tuple(power.shape)} differs from the earlier "
@@ -376,14 +474,21 @@ class CheckerboardScore(Metric):
         if self.ref_count.item() > 0:
             ref = self.mean_power(real=True)
             h, w = ref.shape[-2:]
-            out["checkerboard_db_ref"] = contrast_db(ref, grid_bins(h, w, 2)).max().item()
-            out["spectral_hf_gap_db"] = spectral_hf_gap_db(self.mean_power(), ref)
+            if is_flat(ref):
+                _warn_flat("reference images", "checkerboard_db_ref and spectral_hf_gap_db are")
+                out["checkerboard_db_ref"] = out["spectral_hf_gap_db"] = math.nan
+            else:
+                out["checkerboard_db_ref"] = contrast_db(ref, grid_bins(h, w, 2)).max().item()
+                gen_flat = math.isnan(out["checkerboard_db"])
+                out["spectral_hf_gap_db"] = math.nan if gen_flat else spectral_hf_gap_db(self.mean_power(), ref)
         return {k: torch.tensor(v) for k, v in out.items()}
 
 
-def checkerboard_score(x: Tensor, scale: int = 2, ref: Tensor | None = None) -> dict[str, float]:
-    """The checkerboard score of one batch (B, C, H, W), float in [0, 1] or uint8; see the module doc."""
-    metric = CheckerboardScore(scale=scale).to(x.device)
+def checkerboard_score(x: Tensor, scale: int = 2, ref: Tensor | None = None,
+                       value_range: tuple[float, float] = UNIT_RANGE) -> dict[str, float]:
+    """The checkerboard score of one batch (B, C, H, W), uint8 or float in ``value_range`` (default
+    [0, 1]), with optional reference images ``ref`` (same rules); see the module doc."""
+    metric = CheckerboardScore(scale=scale, value_range=value_range).to(x.device)
     metric.update(x)
     if ref is not None:
         metric.update(ref.to(x.device), real=True)
@@ -436,6 +541,7 @@ __all__ = [
     "CheckerboardScore",
     "analysis_size",
     "azimuthal_spectrum",
+    "check_images",
     "checkerboard_score",
     "contrast_db",
     "crop_border",
@@ -454,27 +560,89 @@ __all__ = [
 # ---- spectral Fréchet distance (issue 9) ----------------------------------------------------------
 
 _LOG_FLOOR = 1e-10  # power floor before the log, far below 8-bit quantisation noise (~1e-6)
+SPECTRAL_FD_SCALE = 8  # default upsampling factor of the aliasing grid: the DCGAN's 4x4 -> 32x32
 
 
-def log_spectral_features(x: Tensor) -> Tensor:
-    """Per-image log azimuthal spectrum (B, R) in float64: rings 1 .. min(H, W)/2 of
-    :func:`azimuthal_spectrum` (DC dropped: the mean is subtracted), plus the corner ring beyond 0.5
-    cycles/px, where the diagonal Nyquist bin (0.5, 0.5) of a (-1)^(x+y) checkerboard lies.
+def _alias_periods(h: int, w: int, scale: int) -> list[int]:
+    """Periods p > 2 of an upsampling by ``scale`` (p divides it) whose frequencies fall on DFT bins."""
+    return [p for p in range(3, int(scale) + 1) if scale % p == 0 and h % p == 0 and w % p == 0]
 
-    Natural log of the channel-averaged power; uint8 images read as [0, 1], float ones as they are.
+
+@_cached_tensors(maxsize=32)
+def _spectral_fd_bins(h: int, w: int, scale: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Flat indices (row * W + col) of the Nyquist bins, of the aliasing bins of periods > 2, and each
+    aliasing bin's group (0 for the first period, ...). A bin of period p is (i H/p, j W/p) with
+    gcd(i, j, p) = 1: exactly period p, not one of its divisors' (those have their own group)."""
+    nyq = [(r, c) for r, c in ((h // 2, 0), (0, w // 2), (h // 2, w // 2))
+           if (r == 0 or h % 2 == 0) and (c == 0 or w % 2 == 0)]
+    alias, group = [], []
+    for g, p in enumerate(_alias_periods(h, w, scale)):
+        for i in range(p):
+            for j in range(p):
+                if math.gcd(math.gcd(i, j), p) == 1:
+                    alias.append((i * h // p, j * w // p))
+                    group.append(g)
+
+    def flat(bins: list[tuple[int, int]]) -> Tensor:
+        return torch.tensor([r * w + c for r, c in bins], dtype=torch.long)
+
+    return flat(nyq), flat(alias), torch.tensor(group, dtype=torch.long)
+
+
+def spectral_feature_names(h: int, w: int, scale: int = SPECTRAL_FD_SCALE) -> list[str]:
+    """Names of the :func:`log_spectral_features` columns for H x W images, in order."""
+    side = min(h, w)
+    n_r = side // 2 + 1
+    corner = bool((_ring_index(h, w) == n_r).any())
+    names = [f"ring {r}/{side}" for r in range(1, n_r)] + (["corner ring"] if corner else [])
+    names += [f"nyquist ({r}, {c})" for r, c in ((h // 2, 0), (0, w // 2), (h // 2, w // 2))
+              if (r == 0 or h % 2 == 0) and (c == 0 or w % 2 == 0)]
+    return names + [f"aliasing period {p}" for p in _alias_periods(h, w, scale)]
+
+
+def log_spectral_features(x: Tensor, scale: int = SPECTRAL_FD_SCALE) -> Tensor:
+    """Per-image spectral *shape* features (B, F), float64, natural log of the channel-averaged power
+    spectrum P of :func:`power_spectrum` (mean subtracted, periodic Hann window); uint8 reads as [0, 1].
+
+    1. Shape: the log azimuthal spectrum, rings 1 .. min(H, W)/2 plus the corner ring beyond 0.5
+       cycles/px, minus its own mean over those rings. A global contrast (gain) change of an image adds
+       the same constant to every log ring and vanishes; a blur or a high-frequency excess remains.
+    2. Nyquist: log P at each of (H/2, 0), (0, W/2) and (H/2, W/2) minus the log mean power of the ring
+       that bin lies in: one feature per bin. A stride-2 checkerboard puts its power there, and the
+       azimuthal mean dilutes it over the ~100 bins of the ring.
+    3. Aliasing: for each period p > 2 of the upsampling grid (p divides ``scale``, H and W; for 32x32
+       and the default scale 8: p = 4 and 8), the largest bin-minus-ring log contrast among the bins
+       (i H/p, j W/p) of exactly period p: one feature per period, for the patterns of the earlier x2
+       stages. The largest, not the mean: a pattern need not light every bin of the grid (a diagonal
+       one lights two of the twelve of period 4), and a mean would dilute it. These frequencies carry
+       4x (p = 4) to 16x (p = 8) the natural power of the Nyquist corner, so only stronger patterns show.
+
+    Every feature is unchanged by an affine intensity map a x + b (a != 0): the value range does not
+    matter. For 32x32 at scale 8: 16 rings + the corner ring + 3 Nyquist + 2 aliasing = 22 features
+    (names: :func:`spectral_feature_names`).
     """
     _check_batch(x)
     x = to_unit(x) if x.dtype == torch.uint8 else x.float()
-    h, w = x.shape[-2:]
+    b, (h, w) = x.shape[0], x.shape[-2:]
     n_r = min(h, w) // 2 + 1
-    power = power_spectrum(x).mean(dim=1).double().reshape(x.shape[0], h * w)
+    power = power_spectrum(x).mean(dim=1).double().reshape(b, h * w)
     idx = _ring_index(h, w).to(power.device)
-    sums = power.new_zeros(x.shape[0], n_r + 1).scatter_add(1, idx.expand_as(power), power)
+    sums = power.new_zeros(b, n_r + 1).scatter_add(1, idx.expand_as(power), power)
     counts = torch.bincount(idx, minlength=n_r + 1).to(power)
-    rings = sums / counts
-    if (counts[n_r] == 0).item():  # no corner ring (cannot happen for H, W >= 2; kept for safety)
-        rings = rings[:, :n_r]
-    return torch.log(rings[:, 1:].clamp(min=_LOG_FLOOR))
+    log_rings = torch.log((sums / counts.clamp(min=1)).clamp(min=_LOG_FLOOR))  # (B, n_r + 1)
+    # rings 1 .. n_r - 1, and the corner ring n_r when there is one (always, for H, W >= 2)
+    shape = log_rings[:, 1:n_r + 1] if (counts[n_r] > 0).item() else log_rings[:, 1:n_r]
+    shape = shape - shape.mean(dim=1, keepdim=True)
+    nyq, alias, group = (t.to(power.device) for t in _spectral_fd_bins(h, w, int(scale)))
+    log_power = torch.log(power.clamp(min=_LOG_FLOOR))
+
+    def contrast(bins: Tensor) -> Tensor:  # log P(bin) - log mean P(its ring)
+        return log_power[:, bins] - log_rings[:, idx[bins]]
+
+    n_groups = len(_alias_periods(h, w, int(scale)))
+    aliasing = power.new_full((b, n_groups), -math.inf).scatter_reduce(
+        1, group.expand(b, -1), contrast(alias), reduce="amax")
+    return torch.cat([shape, contrast(nyq), aliasing], dim=1)
 
 
 def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
@@ -494,11 +662,15 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
 
 class SpectralFD(Metric):
     """Spectral Fréchet distance: the Fréchet distance between Gaussian fits (mean, covariance) of the
-    per-image log azimuthal spectra (:func:`log_spectral_features`) of real and generated images. Cheap (no
-    Inception), and sensitive to upsampling artifacts, which live at the high frequencies.
+    per-image spectral shape features (:func:`log_spectral_features`) of real and generated images. Cheap
+    (no Inception). Shape-only: each image's log spectrum is taken relative to its own mean, so a global
+    contrast change reads as no change; what it measures is the spectral shape (blur and high-frequency
+    excess: the azimuthal profile) and the peaks at the Nyquist and aliasing bins of the upsampling grid
+    of factor ``scale`` (checkerboards), which the azimuthal average alone dilutes.
 
-    ``update(x, real=True|False)``; all images must share a size; each set needs >= 2 images. States are
-    DDP-synced sums (feature sum, outer-product sum, count), as torchmetrics' FID keeps them.
+    ``update(x, real=True|False)``: uint8 or float images, any value range (the features ignore it); NaN,
+    inf and empty batches raise ValueError. All images must share a size; each set needs >= 2 images.
+    States are DDP-synced sums (feature sum, outer-product sum, count), as torchmetrics' FID keeps them.
     """
 
     is_differentiable = False
@@ -512,8 +684,11 @@ class SpectralFD(Metric):
     fake_outer: Tensor
     fake_n: Tensor
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, scale: int = SPECTRAL_FD_SCALE, **kwargs) -> None:
         super().__init__(**kwargs)
+        if int(scale) < 1:
+            raise ValueError(f"SpectralFD: scale must be >= 1, got {scale}")
+        self.scale = int(scale)
         # 0-d defaults broadcast against the first batch's features, whose length is only known then.
         for kind in ("real", "fake"):
             for name in ("sum", "outer", "n"):
@@ -521,8 +696,11 @@ class SpectralFD(Metric):
                                dist_reduce_fx="sum")
 
     def update(self, x: Tensor, real: bool) -> None:
-        f = log_spectral_features(x)
         kind = "real" if real else "fake"
+        what = "real images (real=True)" if real else "generated images (real=False)"
+        _check_batch(x, what)
+        _check_finite(x, what, "SpectralFD")
+        f = log_spectral_features(x, self.scale)
         held = getattr(self, f"{kind}_sum")
         for other in ("real_sum", "fake_sum"):
             t = getattr(self, other)
@@ -545,12 +723,12 @@ class SpectralFD(Metric):
         return frechet_distance(*self._gaussian("real"), *self._gaussian("fake"))
 
 
-def spectral_fd(real: Tensor, fake: Tensor) -> float:
-    """The spectral Fréchet distance of two image batches (B, C, H, W), uint8 or float in [0, 1]."""
-    metric = SpectralFD().to(fake.device)
+def spectral_fd(real: Tensor, fake: Tensor, scale: int = SPECTRAL_FD_SCALE) -> float:
+    """The spectral Fréchet distance of two image batches (B, C, H, W), uint8 or float (see SpectralFD)."""
+    metric = SpectralFD(scale=scale).to(fake.device)
     metric.update(real.to(fake.device), real=True)
     metric.update(fake, real=False)
     return float(metric.compute())
 
 
-__all__ += ["SpectralFD", "frechet_distance", "log_spectral_features", "spectral_fd"]
+__all__ += ["SpectralFD", "frechet_distance", "log_spectral_features", "spectral_fd", "spectral_feature_names"]

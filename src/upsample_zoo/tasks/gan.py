@@ -24,6 +24,14 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def rank_share(x: torch.Tensor) -> torch.Tensor:
+    """Under DDP every rank draws the same seeded sample set; each scores only its share (rank::world_size), so
+    the metric states summed over ranks count every sample exactly once. Without DDP: all of x."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return x[torch.distributed.get_rank()::torch.distributed.get_world_size()]
+    return x
+
+
 # How the generator's BatchNorm layers behave when samples are drawn for FID, the checkerboard score and the
 # sample grids (README, "GAN samples"):
 #   precise: eval mode, with running statistics re-estimated over fresh z batches first (momentum=None, the
@@ -223,7 +231,7 @@ class GANTask(L.LightningModule):
         if "real_stats" not in self._eval_tools:
             self._fill_real_stats()
         metric.reset()  # fake states only: the real statistics survive reset()
-        for chunk in fake.split(100):
+        for chunk in rank_share(fake).split(100):
             metric.update(to_uint8(chunk).to(metric.device), real=False)
         return float(metric.compute())
 
@@ -238,10 +246,10 @@ class GANTask(L.LightningModule):
             grid = self.generator(self.fixed_z).float().cpu() if self.sample_dir is not None else None
             fake = self.sample(self.hparams.val_num_samples, seed=self.hparams.sample_seed + 1)
             fid_fake = self.sample(self.hparams.num_fake, seed=self.hparams.sample_seed + 2) if fid_due else None
-        if grid is not None:
+        if grid is not None and self.global_rank == 0:
             path = save_image_grid(grid, self.sample_dir / "samples" / f"epoch_{self.current_epoch:03d}.png")
             log_image(self.loggers, "val/samples", path)
-        self.val_checkerboard.update(to_uint8(fake).to(self.device))
+        self.val_checkerboard.update(to_uint8(rank_share(fake)).to(self.device))
         scores = self.val_checkerboard.compute()
         self.log("val/checkerboard_db", scores["checkerboard_db"].float())
         self.val_checkerboard.reset()
@@ -258,13 +266,13 @@ class GANTask(L.LightningModule):
         n_fake = self.hparams.num_fake
         fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)  # one sample set for every test metric
         self.log("test/fid", self.fid(fake))
-        self.test_checkerboard.update(to_uint8(fake).to(self.device))
+        self.test_checkerboard.update(to_uint8(rank_share(fake)).to(self.device))
         for k, v in self.test_checkerboard.compute().items():
             self.log(f"test/{k}", v.float())
         stats = self._eval_tools["real_stats"]
         self._eval_tools["protocol"] = {"n_real": int(stats.n), "n_fake": n_fake}
         self._log_spectral_fd(fake)
-        if self.sample_dir is not None:
+        if self.sample_dir is not None and self.global_rank == 0:
             grid = save_image_grid(fake[:64], self.sample_dir / "samples.png")
             log_image(self.loggers, "test/samples", grid)
             spec = save_spectrum_figure(self.test_checkerboard.mean_power(),
@@ -281,8 +289,9 @@ class GANTask(L.LightningModule):
         self.test_checkerboard.reset()
 
     def _log_spectral_fd(self, fake: torch.Tensor) -> None:
-        """Issue 9: test/spectral_fd, the Fréchet distance of per-image log azimuthal spectra, generated vs the
-        real reference images. Functional, not a DDP-synced Metric: every rank holds the complete sets."""
+        """test/spectral_fd: the Fréchet distance of per-image spectral shape features (log azimuthal spectrum
+        minus its mean, Nyquist and aliasing-bin contrasts), generated vs the real reference images.
+        Functional, not a DDP-synced Metric: every rank holds the complete sets."""
         from upsample_zoo.metrics.spectral import spectral_fd
 
         ref = self._datamodule().reference_images(limit=self.hparams.num_real)
@@ -321,6 +330,8 @@ class GANTask(L.LightningModule):
             "real reference images of the same size",
             # -- issue 9 --
             "spectral_fd": "upsample_zoo.metrics.spectral.SpectralFD: Frechet distance between Gaussian fits of the "
-            "per-image log azimuthal power spectra (rings 1..S/2 + the corner ring, channel-averaged, Hann "
-            f"window) of n_fake={p['n_fake']} generated vs n_real={p.get('n_real_spectral', 0)} real reference images",
+            "per-image spectral shape features (log azimuthal spectrum, rings 1..S/2 + corner ring, minus its mean; "
+            "log contrast of the 3 Nyquist bins and the max over the period-4 and period-8 aliasing bins vs their "
+            f"rings; channel-averaged, Hann window) of n_fake={p['n_fake']} generated vs "
+            f"n_real={p.get('n_real_spectral', 0)} real reference images",
         }
