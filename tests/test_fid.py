@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -126,11 +127,12 @@ def test_fid_same_kind_far_below_noise(fids):
 
 def test_training_path_with_cached_real_stats_and_self_fid(cache_dir, sets, fids, tmp_path):
     """The GAN task's path (cached real stats, fake updates, reset) gives compute_fid's numbers."""
-    parts = {"dataset": "structured", "split": "train", "n_real": N, "resolution": 32}
+    parts = {"dataset": "structured", "split": "train", "n_real": N, "resolution": 32, "fingerprint": "a"}
     for expect_cached in (False, True):
         metric = fid.build_fid_metric(cache_dir)
         stats = fid.load_or_compute_real_stats(metric, tmp_path, parts, lambda: iter([sets["a"]]))
         assert stats.cached is expect_cached and stats.n == N
+        assert fid.stats_key(metric, parts)["precision"]["extractor_dtype"] == "torch.float32"
         with torch.inference_mode():
             metric.update(sets["b"], real=False)
             assert float(metric.compute()) == pytest.approx(fids["ab"], rel=1e-6)
@@ -250,7 +252,7 @@ def pixel_batches(seed: int, n_batches: int = 3, b: int = 10, calls: list | None
     return batches
 
 
-PARTS = {"dataset": "pix", "split": "train", "n_real": 25, "resolution": 2}
+PARTS = {"dataset": "pix", "split": "train", "n_real": 25, "resolution": 2, "fingerprint": "f0"}
 
 
 def test_real_stats_computed_once_then_reused(tmp_path):
@@ -284,6 +286,112 @@ def test_real_stats_key_and_corrupt_file(tmp_path):
     assert stats.cached is False and stats.n == 25
     with pytest.raises(ConfigError, match="missing"):
         fid.load_or_compute_real_stats(tiny_metric(), tmp_path, {"dataset": "pix"}, pixel_batches(0))
+
+
+@contextmanager
+def patched(target, name, value):
+    """monkeypatch.setattr that also undoes torch.backends' fp32_precision (served by __getattr__)."""
+    old = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield {}
+    finally:
+        setattr(target, name, old)
+
+
+@contextmanager
+def other_device():
+    settings = fid.compute_settings
+    with patched(fid, "compute_settings", lambda metric: {**settings(metric), "device": "cuda"}):
+        yield {}
+
+
+def other_version(dist):
+    real = fid.version
+    return patched(fid, "version", lambda name: "0.0.1" if name == dist else real(name))
+
+
+def backend_flag(module: str, name: str, value):
+    target = torch.backends
+    for part in module.split("."):
+        target = getattr(target, part, None)
+    if target is None:
+        pytest.skip(f"torch.backends.{module} is not in torch {torch.__version__}")
+    return patched(target, name, value)
+
+
+KEY_CHANGES = {  # each changes one thing the real features depend on, and yields key_parts to merge
+    "fingerprint": lambda: nullcontext({"fingerprint": "f1"}),
+    "device": other_device,
+    "torch": lambda: patched(torch, "__version__", "2.0.0+other"),
+    "torchvision": lambda: other_version("torchvision"),
+    "pillow": lambda: other_version("pillow"),
+    "cudnn_tf32": lambda: backend_flag("cudnn", "allow_tf32", not torch.backends.cudnn.allow_tf32),
+    "mkldnn_conv_bf16": lambda: backend_flag("mkldnn.conv", "fp32_precision", "bf16"),  # torch >= 2.9
+}
+
+
+@pytest.mark.parametrize("change", list(KEY_CHANGES))
+def test_real_stats_recomputed_when_the_key_changes(tmp_path, change):
+    """Same everything: a hit. One change (data, device, library, precision): the real pass runs again."""
+    calls = []
+
+    def load(parts=PARTS):
+        return fid.load_or_compute_real_stats(tiny_metric(), tmp_path, parts, pixel_batches(0, calls=calls))
+
+    first = load()
+    assert load().cached and len(calls) == 1
+    with KEY_CHANGES[change]() as changed_parts:
+        parts = {**PARTS, **changed_parts}
+        changed = load(parts)
+        assert not changed.cached and len(calls) == 2 and changed.path != first.path
+        assert load(parts).cached and len(calls) == 2
+    assert load().cached and len(calls) == 2  # back as before: the first file is still there, and a hit
+
+
+def test_stats_key_records_device_precision_and_versions():
+    import PIL
+
+    key = fid.stats_key(tiny_metric(), PARTS)
+    assert key["fingerprint"] == "f0" and key["device"] == "cpu"
+    assert key["torch"] == torch.__version__ and key["pillow"] == PIL.__version__
+    assert key["torchvision"] == fid.version("torchvision")
+    p = key["precision"]
+    assert p["cudnn.allow_tf32"] is torch.backends.cudnn.allow_tf32
+    assert p["cuda.matmul.allow_tf32"] is torch.backends.cuda.matmul.allow_tf32
+    assert p["float32_matmul_precision"] == torch.get_float32_matmul_precision()
+    assert p["state_dtype"] == "torch.float64" and p["extractor_dtype"] is None  # PixelFeatures has no weights
+    assert fid.stats_key(tiny_metric().to("meta"), PARTS)["device"] == "meta"  # the metric's own device
+
+
+def test_stats_key_survives_mixed_tf32_apis():
+    """torch >= 2.9 refuses to read cudnn.allow_tf32 when conv and rnn flags differ: the key still builds."""
+    before = fid.stats_key(tiny_metric(), PARTS)
+    with backend_flag("cudnn.conv", "fp32_precision", "ieee"):
+        after = fid.stats_key(tiny_metric(), PARTS)
+    assert after["precision"]["cudnn.conv.fp32_precision"] == "ieee" and after != before
+    assert fid.stats_key(tiny_metric(), PARTS) == before
+
+
+@pytest.mark.parametrize("fingerprint", [None, ""])
+def test_real_stats_refuse_a_missing_fingerprint(tmp_path, fingerprint):
+    calls = []
+    with pytest.raises(ConfigError, match="fingerprint") as err:
+        fid.load_or_compute_real_stats(tiny_metric(), tmp_path, {**PARTS, "fingerprint": fingerprint},
+                                       pixel_batches(0, calls=calls))
+    assert "\n" not in str(err.value) and "ref_fingerprint" in str(err.value)
+    without = {k: v for k, v in PARTS.items() if k != "fingerprint"}
+    with pytest.raises(ConfigError, match=r"missing \['fingerprint'\]"):
+        fid.load_or_compute_real_stats(tiny_metric(), tmp_path, without, pixel_batches(0, calls=calls))
+    assert not calls and not (tmp_path / "fid_stats").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_real_stats_not_shared_between_cpu_and_gpu(tmp_path):
+    calls = []
+    for device in ("cpu", "cuda", "cpu", "cuda"):
+        fid.load_or_compute_real_stats(tiny_metric().to(device), tmp_path, PARTS, pixel_batches(0, calls=calls))
+    assert len(calls) == 2
 
 
 def test_real_stats_two_writers_at_once(tmp_path):

@@ -19,7 +19,7 @@ API::
     metric = build_fid_metric(cache_dir, weights_path=None, device="cpu")   # FrechetInceptionDistance
     stats = load_or_compute_real_stats(metric, cache_dir,
                                        {"dataset": "cifar_synthetic", "split": "train", "n_real": 1000,
-                                        "resolution": 32},
+                                        "resolution": 32, "fingerprint": dm.describe()["ref_fingerprint"]},
                                        real_batches=lambda: (to_uint8(x) for x, _ in loader))
     for z in ...: metric.update(to_uint8(generator(z)), real=False)
     fid = float(metric.compute()); metric.reset()          # the real statistics survive reset()
@@ -27,11 +27,13 @@ API::
     compute_fid(real_uint8, fake_uint8)                                      # any two image sets
 
 Real statistics (mean and covariance of the real features, ``mu``/``sigma`` in an ``.npz`` like
-pytorch-fid's) live in ``<cache_dir>/fid_stats/``, keyed by dataset, split, n_real, resolution, feature
-extractor, weights digest and library versions. The first job computes them under a file lock and writes
-them atomically; every later job (and every concurrent one waiting on the lock) loads them and skips the
-real pass. Under DDP the real states are filled on global rank 0 only, so the metric's sum-reduction
-counts them once.
+pytorch-fid's) live in ``<cache_dir>/fid_stats/``, keyed by dataset, split, n_real, resolution, the
+fingerprint of the reference images (required), feature extractor, weights digest, device type, precision
+flags (TF32 / float32 matmul precision, dtypes: on GPU cuDNN convs run in TF32 by default, so CPU and GPU
+statistics differ) and library versions (torch, torchvision, Pillow, torchmetrics, torch-fidelity). The
+first job computes them under a file lock and writes them atomically; every later job (and every concurrent
+one waiting on the lock) loads them and skips the real pass. Under DDP the real states are filled on global
+rank 0 only, so the metric's sum-reduction counts them once.
 
 Speed: ``build_fid_metric`` folds every eval-mode BatchNorm of the frozen Inception into the conv before
 it and stores the network channels-last (``speed_up_inception``). Features stay within 1e-5 of torchmetrics'
@@ -367,17 +369,51 @@ def compute_fid(real: torch.Tensor, fake: torch.Tensor, num_features: int = 2048
 
 # ------------------------------------------------------------------------------------ real-stats cache
 
+# torch.backends flags that change float32 conv / matmul results (TF32, bf16): the legacy allow_tf32 pair
+# and, from torch 2.9, the per-backend fp32_precision of the new API (absent on older torch: left out).
+PRECISION_FLAGS = ("cuda.matmul.allow_tf32", "cudnn.allow_tf32", "fp32_precision", "cuda.matmul.fp32_precision",
+                   "cudnn.conv.fp32_precision", "mkldnn.matmul.fp32_precision", "mkldnn.conv.fp32_precision")
+
+
+def _backend_flag(path: str) -> bool | str | None:
+    obj = torch.backends
+    try:
+        for part in path.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        return None  # not in this torch version
+    except RuntimeError:
+        return "mixed"  # the legacy cudnn getter refuses when conv and rnn flags differ (mixed old/new API)
+    return obj if isinstance(obj, str) else bool(obj)
+
+
+def compute_settings(metric: FrechetInceptionDistance) -> dict:
+    """Where and in which precision the metric extracts features: part of the real-statistics key."""
+    param = next(iter(metric.inception.parameters()), None)
+    flags = {path: _backend_flag(path) for path in PRECISION_FLAGS}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    flags["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+    flags["extractor_dtype"] = str(param.dtype) if param is not None else None
+    flags["state_dtype"] = str(metric.real_features_sum.dtype)
+    return {"device": metric.real_features_sum.device.type, "precision": flags}
+
+
 def stats_key(metric: FrechetInceptionDistance, key_parts: dict) -> dict:
     """The full cache key: the caller's data description plus what the metric itself determines."""
-    missing = {"dataset", "split", "n_real", "resolution"} - set(key_parts)
+    missing = {"dataset", "split", "n_real", "resolution", "fingerprint"} - set(key_parts)
     if missing:
         raise ConfigError(f"FID stats key is missing {sorted(missing)}")
+    if not key_parts["fingerprint"]:
+        raise ConfigError(f"FID stats key needs the reference images' fingerprint, got {key_parts['fingerprint']!r}: "
+                          "pass the data module's describe()['ref_fingerprint'] after setup()")
     weights = getattr(metric, "fid_weights", None)
     if weights is None:
         raise ConfigError("the FID metric has no fid_weights: build it with build_fid_metric()")
     return {**key_parts, "extractor": EXTRACTOR, "features": int(metric.real_features_sum.numel()),
-            "weights": weights.digest, "torchmetrics": version("torchmetrics"),
-            "torch_fidelity": version("torch-fidelity"), "format": STATS_FORMAT}
+            "weights": weights.digest, **compute_settings(metric), "torch": str(torch.__version__),
+            "torchvision": version("torchvision"), "pillow": version("pillow"),
+            "torchmetrics": version("torchmetrics"), "torch_fidelity": version("torch-fidelity"),
+            "format": STATS_FORMAT}
 
 
 def stats_path(cache_dir: str | os.PathLike, key: dict) -> Path:
@@ -445,7 +481,8 @@ def load_or_compute_real_stats(metric: FrechetInceptionDistance, cache_dir: str 
                                real_batches: Callable[[], Iterable[torch.Tensor]]) -> RealStats:
     """Fill ``metric``'s real statistics from ``<cache_dir>/fid_stats/``, computing them once if absent.
 
-    key_parts needs dataset, split, n_real and resolution. ``real_batches()`` is called only on a cache
+    key_parts needs dataset, split, n_real, resolution and fingerprint (a hash of the reference images, e.g.
+    the data module's ``describe()["ref_fingerprint"]``; None is refused). ``real_batches()`` is called only on a cache
     miss and yields uint8 (B, 3, H, W) batches; the first n_real images are used. Concurrent callers wait
     on a file lock, so one job computes and the others load.
     """
