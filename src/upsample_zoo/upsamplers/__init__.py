@@ -1,0 +1,35 @@
+"""The upsampler zoo: one small nn.Module per operator (one module per family, like timm's ``layers/``),
+one shared contract in :mod:`upsample_zoo.upsamplers.base`. The configs in ``configs/upsampler/`` name these
+classes; :mod:`upsample_zoo.zoo` reads them."""
+
+from upsample_zoo.upsamplers.additive import BilinearAdditive
+from upsample_zoo.upsamplers.base import (
+    SUPPORTED_SCALES,
+    Upsampler,
+    conv_output_size,
+    fit_to_size,
+    tconv_output_size,
+    upsampler_parameters,
+)
+from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
+from upsample_zoo.upsamplers.dysample import DySample
+from upsample_zoo.upsamplers.interp import InterpConv, ResizeConv
+from upsample_zoo.upsamplers.pixel_shuffle import PixelShuffleUp
+from upsample_zoo.upsamplers.tconv import TransposedConv
+
+__all__ = [
+    "CARAFE",
+    "SUPPORTED_SCALES",
+    "BilinearAdditive",
+    "DySample",
+    "InterpConv",
+    "PixelShuffleUp",
+    "ResizeConv",
+    "TransposedConv",
+    "Upsampler",
+    "carafe_reassemble",
+    "conv_output_size",
+    "fit_to_size",
+    "tconv_output_size",
+    "upsampler_parameters",
+]

@@ -1,0 +1,110 @@
+"""The upsampler contract: the base class, the alignment rule (fit_to_size) and the size formulas.
+
+Contract (every class): ``__init__(in_channels, out_channels, scale=2, **options)`` and
+``forward(x, output_size=None)`` returning exactly ``(N, out_channels, H*scale, W*scale)``, or exactly
+``output_size`` when given. Models never ask which upsampler they hold.
+
+Alignment rule (owned by :class:`Upsampler`): a subclass implements only :meth:`Upsampler.upsample`, an
+exact ``scale x`` upsampling; ``forward`` then fits that to ``output_size`` by cropping or
+replicate-padding the bottom/right edge. So ``up(x, output_size=(2h+1, 2w+1))[..., :2h, :2w] == up(x)``:
+output pixel (Y, X) always sits over input pixel (Y // scale, X // scale), the grid of a U-Net's max-pool
+skips. Resampling straight to an odd size would stretch the grid by (2h+1)/2h instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+
+SUPPORTED_SCALES = (2, 4)
+
+
+def conv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
+    """Output side of a convolution: floor((i + 2p - d(k-1) - 1) / s) + 1."""
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def tconv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0) -> int:
+    """Output side of a transposed convolution: (i-1)s - 2p + d(k-1) + 1 + output_padding."""
+    return (i - 1) * s - 2 * p + d * (k - 1) + 1 + output_padding
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def fit_to_size(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop or replicate-pad the bottom/right edge so that y has spatial ``size``.
+
+    Used by operators whose natural output is exactly ``scale x`` the input: a U-Net skip of odd
+    side s comes from floor(s/2) and needs one row or column less.
+    """
+    h, w = size
+    y = y[..., :h, :w]
+    ph, pw = h - y.shape[-2], w - y.shape[-1]
+    if ph or pw:
+        y = F.pad(y, (0, pw, 0, ph), mode="replicate")
+    return y
+
+
+class Upsampler(nn.Module):
+    """Shared contract: validation, the target size, and the cost report."""
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2) -> None:
+        super().__init__()
+        if int(in_channels) <= 0 or int(out_channels) <= 0:
+            raise ConfigError(
+                f"{type(self).__name__}: channels must be positive, got in_channels={in_channels}, "
+                f"out_channels={out_channels}"
+            )
+        if scale not in SUPPORTED_SCALES:
+            raise ConfigError(
+                f"{type(self).__name__}: scale={scale} is not supported; use one of {SUPPORTED_SCALES} "
+                "(upsampler.scale=2)"
+            )
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.scale = int(scale)
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """The operator itself: (N, in_channels, H, W) -> exactly (N, out_channels, scale*H, scale*W)."""
+        raise NotImplementedError
+
+    def natural_size(self, x: torch.Tensor) -> tuple[int, int]:
+        """(scale*H, scale*W): the only size :meth:`upsample` may return."""
+        return x.shape[-2] * self.scale, x.shape[-1] * self.scale
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        y = self.upsample(x)
+        natural = self.natural_size(x)
+        if tuple(y.shape[-2:]) != natural:
+            raise RuntimeError(
+                f"{type(self).__name__}.upsample made {tuple(y.shape[-2:])} from {tuple(x.shape[-2:])}, not exactly "
+                f"scale={self.scale} x {natural}; the alignment rule needs an exact scale x output"
+            )
+        size = self.target_size(x, output_size)
+        return y if size == natural else fit_to_size(y, size)
+
+    def target_size(self, x: torch.Tensor, output_size: Sequence[int] | None) -> tuple[int, int]:
+        if output_size is None:
+            return x.shape[-2] * self.scale, x.shape[-1] * self.scale
+        h, w = (int(v) for v in tuple(output_size)[-2:])
+        if h <= 0 or w <= 0:
+            raise ValueError(f"output_size must be positive, got {tuple(output_size)}")
+        return h, w
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}->{self.out_channels}, scale={self.scale}, params={self.num_parameters()}"
+
+
+def upsampler_parameters(module: nn.Module) -> int:
+    """Parameters held by the upsamplers inside a model (the cost the comparison is about)."""
+    return sum(m.num_parameters() for m in module.modules() if isinstance(m, Upsampler))
