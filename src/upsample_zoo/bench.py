@@ -58,7 +58,9 @@ from typing import Any
 
 import torch
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from upsample_zoo.zoo import config_dir
+
+CONFIG_DIR = config_dir()
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before --threads changes it
 SECTIONS = ("upsamplers", "overhead", "data", "fid", "checkerboard", "scaling", "sweep")
 HEADLINE_KEYS = ("overhead_segmentation", "overhead_gan", "fid_speedup", "fid_cache_ratio", "matmul_peak_gflops")

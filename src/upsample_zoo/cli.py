@@ -1,10 +1,10 @@
-"""The `upsample-zoo` console script: `compare`, `probe` and `bench` subcommands.
+"""The `upsample-zoo` console script: `train`, `compare`, `probe` and `bench` subcommands.
 
+    upsample-zoo train upsampler=tconv debug=smoke      (= python train.py ..., from any directory)
     upsample-zoo compare logs/segmentation/multiruns/<time> [--baseline bilinear] [--out DIR] [--wandb]
     upsample-zoo probe [--seeds 5] [--out logs/probe] [--quick]
     upsample-zoo bench [...]
 
-Training itself is `python train.py ...` (Hydra).
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+
+
+def _train(argv: Sequence[str]) -> int:
+    from upsample_zoo.train import main
+
+    sys.argv = ["upsample-zoo train", *argv]  # @hydra.main parses sys.argv
+    main()
+    return 0
 
 
 def _probe(argv: Sequence[str]) -> int:
@@ -31,15 +39,18 @@ def _bench(argv: Sequence[str]) -> int:
 
 
 # subcommands that own their own argument parsing: everything after the name goes to them unchanged
-PASSTHROUGH: dict[str, Callable[[Sequence[str]], int]] = {"probe": _probe, "bench": _bench}
+PASSTHROUGH: dict[str, Callable[[Sequence[str]], int]] = {"train": _train, "probe": _probe, "bench": _bench}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from upsample_zoo import compare
+    from upsample_zoo import __version__, compare
 
-    parser = argparse.ArgumentParser(prog="upsample-zoo", description="Compare upsamplers: reports, probes and "
-                                     "benchmarks. Train with `python train.py`.")
+    parser = argparse.ArgumentParser(prog="upsample-zoo", description="Compare upsamplers: training, reports, "
+                                     "probes and benchmarks.")
+    parser.add_argument("--version", action="version", version=f"upsample-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("train", help="train one run or a sweep (-m): Hydra overrides, as python train.py",
+                   add_help=False)
     compare.add_arguments(sub.add_parser("compare", help="results.json files -> comparison.{md,csv,html}",
                                          description=compare.__doc__.split("\n\n")[0]))
     sub.add_parser("probe", help="init-time checkerboard probe of every zoo upsampler (no data needed)",

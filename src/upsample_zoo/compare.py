@@ -25,6 +25,7 @@ import argparse
 import base64
 import csv
 import datetime as _dt
+import functools
 import hashlib
 import html
 import io
@@ -43,8 +44,6 @@ from typing import Any
 
 from upsample_zoo.atomic import atomic_write_bytes, atomic_write_text
 
-ZOO_ORDER = ["nearest", "bilinear", "bicubic", "tconv", "tconv_k3", "resize_conv", "pixel_shuffle",
-             "pixel_shuffle_icnr", "bilinear_additive", "carafe", "dysample"]  # table order; others follow, sorted
 OK = "ok"
 ALPHA = 0.05
 MAX_EMBED_BYTES = 8 * 2**20
@@ -67,7 +66,7 @@ LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID",
           "cost/train_img_per_s": "train img/s", "cost/wall_s": "wall s"}
 FIGURES = ["predictions.png", "samples.png", "grid_error.png"]
 SPECTRUM_FIGURE = "spectrum_azimuthal.png"
-IGNORED_OVERRIDE_KEYS = {"upsampler", "seed", "tags", "ckpt_path"}
+IGNORED_OVERRIDE_KEYS = {"upsampler", "seed", "tags", "ckpt_path", "resume"}
 IGNORED_OVERRIDE_PREFIXES = ("hydra.", "hydra/", "paths.")
 
 
@@ -321,8 +320,17 @@ def _assign_variants(runs: list[Run]) -> None:
             r.variant = " ".join(f"{k}={v}" for k, v in sorted(s - common))
 
 
+@functools.lru_cache(maxsize=1)
+def _zoo_names() -> list[str]:
+    """Table order: the zoo's names (configs/upsampler, sorted), then any other operator, sorted."""
+    from upsample_zoo.zoo import list_upsamplers
+
+    return list_upsamplers()
+
+
 def _up_key(name: str) -> tuple[int, str]:
-    return (ZOO_ORDER.index(name), name) if name in ZOO_ORDER else (len(ZOO_ORDER), name)
+    zoo = _zoo_names()
+    return (zoo.index(name), name) if name in zoo else (len(zoo), name)
 
 
 # ---- the comparison ------------------------------------------------------------------------------------
@@ -621,7 +629,8 @@ def _plt():
 def _colors(names: Sequence[str]) -> dict[str, Any]:
     plt = _plt()
     cmap = plt.get_cmap("tab10")
-    return {n: cmap(_up_key(n)[0] % 10 if n in ZOO_ORDER else (len(ZOO_ORDER) + i) % 10) for i, n in enumerate(names)}
+    zoo = _zoo_names()
+    return {n: cmap(_up_key(n)[0] % 10 if n in zoo else (len(zoo) + i) % 10) for i, n in enumerate(names)}
 
 
 BOUNDS = {"test/miou": (0.0, 1.0), "test/pixel_acc": (0.0, 1.0), "val/miou": (0.0, 1.0), "test/fid": (0.0, None)}

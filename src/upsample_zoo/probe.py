@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from upsample_zoo.metrics.spectral import checkerboard_score, one_over_f_images
+from upsample_zoo.zoo import config_dir
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = config_dir()
 METRICS = ("checkerboard_db", "checkerboard_amp", "blockiness_db")
 SETTINGS = ("layer", "decoder")
 NATURAL = "natural (1/f)"

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers import Upsampler
+from upsample_zoo.upsamplers.base import upsampler_modules
 
-UpsamplerFactory = Callable[[int, int], Upsampler]
+UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
 
 class Generator(nn.Module):
@@ -42,6 +42,10 @@ class Generator(nn.Module):
     def total_scale(self) -> int:
         return 8
 
+    def upsampler_modules(self) -> list[nn.Module]:
+        """What the factory built, one per up stage."""
+        return [stage["up"] for stage in self.stages]
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z)
         for stage in self.stages:
@@ -71,8 +75,9 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """DCGAN's N(0, 0.02) init for the layers the paper owns; upsamplers keep their own init (ICNR!)."""
-    inside_upsamplers = {id(m) for up in module.modules() if isinstance(up, Upsampler) for m in up.modules()}
+    """DCGAN's N(0, 0.02) init for the layers the paper owns; upsamplers keep their own init (ICNR!), whatever
+    their class: the modules the factory built, as the generator lists them."""
+    inside_upsamplers = {id(m) for up in upsampler_modules(module) for m in up.modules()}
     for m in module.modules():
         if id(m) in inside_upsamplers:
             continue

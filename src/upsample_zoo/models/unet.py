@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers import Upsampler
 
-UpsamplerFactory = Callable[[int, int], Upsampler]
+UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
 
 class DoubleConv(nn.Sequential):
@@ -66,6 +65,10 @@ class UNet(nn.Module):
     @property
     def total_stride(self) -> int:
         return 2**self.depth
+
+    def upsampler_modules(self) -> list[nn.Module]:
+        """What the factory built, one per decoder stage: counted as upsampler cost, checked for the contract."""
+        return [block.up for block in self.up]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.total_stride:

@@ -9,6 +9,7 @@ from upsample_zoo.upsamplers.base import (
     conv_output_size,
     fit_to_size,
     tconv_output_size,
+    upsampler_modules,
     upsampler_parameters,
 )
 from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
@@ -31,5 +32,6 @@ __all__ = [
     "conv_output_size",
     "fit_to_size",
     "tconv_output_size",
+    "upsampler_modules",
     "upsampler_parameters",
 ]

@@ -105,6 +105,12 @@ class Upsampler(nn.Module):
         return f"{self.in_channels}->{self.out_channels}, scale={self.scale}, params={self.num_parameters()}"
 
 
-def upsampler_parameters(module: nn.Module) -> int:
+def upsampler_modules(model: nn.Module) -> list[nn.Module]:
+    """The upsamplers a model built from its factory, as its parts list them (``upsampler_modules()`` of the
+    U-Net, of the DCGAN generator): a user's plain ``nn.Module`` counts like a zoo class."""
+    return [up for m in model.modules() if hasattr(m, "upsampler_modules") for up in m.upsampler_modules()]
+
+
+def upsampler_parameters(model: nn.Module) -> int:
     """Parameters held by the upsamplers inside a model (the cost the comparison is about)."""
-    return sum(m.num_parameters() for m in module.modules() if isinstance(m, Upsampler))
+    return sum(p.numel() for up in upsampler_modules(model) for p in up.parameters())

@@ -1,0 +1,158 @@
+"""The zoo as a library: ``list_upsamplers()``, ``create_upsampler()`` and ``check_upsampler()``.
+
+The configs are the one source of truth: a name is a file ``configs/upsampler/<name>.yaml`` (shipped inside
+the package as ``upsample_zoo.configs``), so an operator added there appears in the API, the tests, the
+probe, the bench, the experiments and the report. ``check_upsampler`` is the contract every operator keeps
+(the zoo's own, a user's ``nn.Module``, or a factory of either); the training build calls it on the
+configured operator before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+
+# the user's own operator from the command line: upsampler=custom upsampler._target_=mypkg.MyUp
+CUSTOM = "custom"
+
+
+def config_dir() -> Path:
+    """The config root (``train.yaml``, ``upsampler/``, ...), found through the package, never the repo."""
+    return Path(str(importlib.resources.files("upsample_zoo.configs")))
+
+
+def list_upsamplers() -> list[str]:
+    """The zoo's names, in ``configs/upsampler/*.yaml`` (sorted; ``custom``, the user's slot, left out)."""
+    return sorted(p.stem for p in (config_dir() / "upsampler").glob("*.yaml") if p.stem != CUSTOM)
+
+
+def upsampler_config(name: str) -> dict[str, Any]:
+    """The yaml of one zoo name, as a plain dict (``_target_``, ``_partial_``, ``scale``, its options)."""
+    import yaml
+
+    path = config_dir() / "upsampler" / f"{name}.yaml"
+    if name == CUSTOM or not path.is_file():
+        raise ConfigError(f"unknown upsampler {name!r}; the zoo has {', '.join(list_upsamplers())} (or give a "
+                          "dotted class path such as mypkg.MyUp)")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def upsampler_factory(name: str, **options: Any) -> Callable[[int, int], nn.Module]:
+    """``factory(in_channels, out_channels)`` for a zoo name, or for a dotted class path (``mypkg.MyUp``),
+    with ``options`` (``scale=4``, ``k_up=3``, ...) overriding the config's."""
+    from hydra.utils import instantiate
+
+    if name in list_upsamplers():
+        cfg = upsampler_config(name)
+    elif "." in name:
+        cfg = {"_target_": name}
+    else:
+        upsampler_config(name)  # raises the error that lists the zoo
+    cfg = {**cfg, **options, "_partial_": True}
+    try:
+        return instantiate(cfg)
+    except Exception as exc:  # hydra's InstantiationException: say which name could not be built
+        raise ConfigError(f"upsampler {name!r} cannot be built: {' '.join(str(exc).split())}") from exc
+
+
+def create_upsampler(name: str, in_channels: int, out_channels: int, scale: int = 2, **options: Any) -> nn.Module:
+    """The module: ``create_upsampler("carafe", 64, 32)``. ``name`` is a zoo name or a dotted class path."""
+    return upsampler_factory(name, scale=scale, **options)(in_channels, out_channels)
+
+
+def _label(obj: Any) -> str:
+    """A readable name for a module, a class or a factory (``functools.partial`` from hydra's _partial_)."""
+    fn = getattr(obj, "func", obj)
+    fn = type(fn) if isinstance(fn, nn.Module) else fn
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+@torch.no_grad()
+def _forward(up: nn.Module, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+    return up(x) if output_size is None else up(x, output_size=output_size)
+
+
+def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_channels: int | None = None,
+                    out_channels: int | None = None, scale: int | None = None, name: str | None = None) -> None:
+    """Check the zoo's contract; raise one ``ConfigError`` naming what broke.
+
+    ``upsampler`` is a module or a factory ``(in_channels, out_channels) -> module`` (a zoo or user class,
+    a ``functools.partial``). Checked on a small random input (5 x 7, and odd output sizes):
+
+    - the output is exactly ``(N, out_channels, scale*H, scale*W)``;
+    - ``output_size`` is honoured, odd sizes included, with the alignment rule:
+      ``up(x, output_size=(scale*H + r, scale*W + r))[..., :scale*H, :scale*W] == up(x)`` for 0 < r < scale;
+    - gradients reach the input and every trainable parameter;
+    - the output is finite.
+
+    A module is checked on a copy, under a forked RNG: calling this changes no state and no random stream.
+    """
+    label = name or _label(upsampler)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if isinstance(upsampler, nn.Module):
+            up = copy.deepcopy(upsampler)
+            cin = in_channels or getattr(up, "in_channels", None)
+            cout = out_channels or getattr(up, "out_channels", None)
+            if cin is None or cout is None:
+                raise ConfigError(f"check_upsampler({label}): pass in_channels and out_channels (the module does "
+                                  "not store them)")
+        else:
+            cin, cout = in_channels or 8, out_channels or 4
+            try:
+                up = upsampler(cin, cout)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"upsampler {label} cannot be built as ({cin}, {cout}): "
+                                  f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        if not isinstance(up, nn.Module):
+            raise ConfigError(f"upsampler {label}: the factory returned {type(up).__name__}, not an nn.Module")
+        s = int(scale or getattr(up, "scale", 2))
+        _check_module(up, label, int(cin), int(cout), s)
+
+
+def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> None:
+    def fail(what: str) -> ConfigError:
+        return ConfigError(f"upsampler {label} breaks the zoo contract: {what}")
+
+    h, w = 5, 7
+    x = torch.randn(2, cin, h, w)
+    try:
+        y = _forward(up, x)
+    except Exception as exc:
+        raise fail(f"forward on {tuple(x.shape)} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    if tuple(y.shape) != (2, cout, s * h, s * w):
+        raise fail(f"{tuple(x.shape)} -> {tuple(y.shape)}, expected exactly {(2, cout, s * h, s * w)} "
+                   f"(scale={s} x, out_channels={cout})")
+    if not torch.isfinite(y).all():
+        raise fail("the output is not finite (NaN or inf)")
+    for r in sorted({1, s - 1}):
+        size = (s * h + r, s * w + r)
+        try:
+            z = _forward(up, x, size)
+        except Exception as exc:
+            raise fail(f"forward(x, output_size={size}) raised {type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())}") from exc
+        if tuple(z.shape[-2:]) != size:
+            raise fail(f"ignores output_size: asked for {size}, got {tuple(z.shape[-2:])} (the U-Net asks for "
+                       "its skip's exact size, odd sides included)")
+        if not torch.allclose(z[..., : s * h, : s * w], y, atol=1e-5, rtol=1e-4):
+            raise fail(f"output_size={size} is not up(x) extended at the bottom/right: the alignment rule says "
+                       "upsample by exactly scale, then crop or pad (upsample_zoo.upsamplers.fit_to_size)")
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_(True)
+        up(xg, output_size=(s * h + 1, s * w + 1)).square().mean().backward()
+    if xg.grad is None or not torch.isfinite(xg.grad).all() or xg.grad.abs().sum() == 0:
+        raise fail("no gradient reaches the input")
+    dead = [n for n, p in up.named_parameters() if p.requires_grad and p.grad is None]
+    if dead:
+        raise fail(f"no gradient reaches parameter(s) {', '.join(dead[:5])}")
