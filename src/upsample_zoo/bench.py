@@ -58,7 +58,7 @@ from typing import Any
 
 import torch
 
-from upsample_zoo.zoo import config_dir
+from upsample_zoo.zoo import config_dir, list_upsamplers
 
 CONFIG_DIR = config_dir()
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before --threads changes it
@@ -513,13 +513,15 @@ def interleaved_fit(w: Workload, steps: int, device: torch.device, root: Path) -
 
 # ------------------------------------------------------------------------------------------ 1 upsamplers
 
-def load_upsampler_configs(config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+def load_upsampler_configs(config_dir: Path = CONFIG_DIR, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """{name: config} of every zoo upsampler, plus the user's classes in ``extra`` (dotted paths)."""
     from omegaconf import OmegaConf
 
-    paths = sorted((config_dir / "upsampler").glob("*.yaml"))
+    paths = [config_dir / "upsampler" / f"{n}.yaml" for n in list_upsamplers(config_dir)]
     if not paths:
         raise FileNotFoundError(f"no upsampler configs in {config_dir / 'upsampler'}")
-    return {p.stem: OmegaConf.load(p) for p in paths}
+    return {p.stem: OmegaConf.load(p) for p in paths} | {
+        n: OmegaConf.create({"_target_": n, "_partial_": True}) for n in extra}
 
 
 def bench_upsamplers(s: Settings, device: torch.device, peak: float, only: Sequence[str] | None = None) -> dict:
@@ -529,7 +531,7 @@ def bench_upsamplers(s: Settings, device: torch.device, peak: float, only: Seque
     g = torch.Generator().manual_seed(0)
     x = torch.randn(s.up_batch, cin, s.up_side, s.up_side, generator=g).to(device).requires_grad_(True)
     rows = {}
-    for name, cfg in load_upsampler_configs().items():
+    for name, cfg in load_upsampler_configs(extra=[n for n in (only or ()) if "." in n]).items():
         if only and name not in only:
             continue
         try:
@@ -1349,7 +1351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="logs/bench", help="folder for bench.md and bench.json (default: logs/bench)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated subset of sections: {','.join(SECTIONS)} (default: all)")
-    p.add_argument("--upsamplers", default=None, help="comma-separated upsampler configs for row 1 (default: all)")
+    p.add_argument("--upsamplers", default=None, help="comma-separated upsamplers for row 1: zoo names or your own "
+                   "classes (mypkg.MyUp); default: the whole zoo")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--threads", default="auto",
                    help="torch threads for the measurements: a number, or auto (default): torch's own choice on an "

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from upsample_zoo.metrics.spectral import checkerboard_score, one_over_f_images
-from upsample_zoo.zoo import config_dir
+from upsample_zoo.zoo import config_dir, list_upsamplers
 
 CONFIG_DIR = config_dir()
 METRICS = ("checkerboard_db", "checkerboard_amp", "blockiness_db")
@@ -44,20 +44,25 @@ DECODER_WIDTHS = (3, 8, 8, 3)
 UpsamplerFactory = Callable[[int, int], nn.Module]
 
 
-def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2) -> tuple[dict[str, UpsamplerFactory],
-                                                                           dict[str, str]]:
-    """{name: factory(in, out)} for every upsampler config that builds at ``scale``, and {name: why not}."""
+def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequence[str] = ()) -> tuple[
+        dict[str, UpsamplerFactory], dict[str, str]]:
+    """{name: factory(in, out)} for every upsampler config that builds at ``scale``, plus the user's classes
+    named in ``extra`` (dotted paths, e.g. ``mypkg.MyUp``), and {name: why not}."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     factories: dict[str, UpsamplerFactory] = {}
     skipped: dict[str, str] = {}
-    paths = sorted((Path(config_dir) / "upsampler").glob("*.yaml"))
+    paths = [Path(config_dir) / "upsampler" / f"{n}.yaml" for n in list_upsamplers(config_dir)]
     if not paths:
         raise FileNotFoundError(f"no upsampler configs in {Path(config_dir) / 'upsampler'}")
-    for path in paths:
+    for path in [*paths, *extra]:
         try:
-            cfg = OmegaConf.load(path)
+            if isinstance(path, str):  # a user's class: scale given only when it is not the default
+                cfg = OmegaConf.create({"_target_": path, "_partial_": True, **({"scale": scale} if scale != 2
+                                                                               else {})})
+            else:
+                cfg = OmegaConf.load(path)
             if "scale" in cfg:
                 cfg.scale = scale
             factory = instantiate(cfg)
@@ -65,9 +70,9 @@ def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2) -> tuple[dict[
             if tuple(y.shape[-2:]) != (8 * scale, 8 * scale):
                 raise ValueError(f"8x8 -> {tuple(y.shape[-2:])}, not x{scale}")
             Decoder(factory)  # the 3-8-8-3 decoder must build too (channel constraints: groups, multiples)
-            factories[path.stem] = factory
+            factories[getattr(path, "stem", path)] = factory
         except Exception as e:  # noqa: BLE001 - any config that cannot be probed is reported, not fatal
-            skipped[path.stem] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            skipped[getattr(path, "stem", path)] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return factories, skipped
 
 
@@ -131,9 +136,10 @@ def run_probe(seeds: int = 5, quick: bool = False, scale: int = 2, config_dir: s
               only: Sequence[str] | None = None) -> ProbeResult:
     """Score every upsampler config (or those named in ``only``) and the 1/f reference over ``seeds``."""
     t0 = time.perf_counter()
-    factories, skipped = load_zoo(config_dir, scale)
+    extra = [n for n in (only or ()) if "." in n]  # dotted class paths: the user's own operators
+    factories, skipped = load_zoo(config_dir, scale, extra)
     # the decoder is always three x2 stages
-    zoo2, skipped2 = (factories, skipped) if scale == 2 else load_zoo(config_dir, 2)
+    zoo2, skipped2 = (factories, skipped) if scale == 2 else load_zoo(config_dir, 2, extra)
     if only is not None:
         factories, zoo2 = ({k: v for k, v in z.items() if k in only} for z in (factories, zoo2))
     batch, dec_batch = (16, 32) if quick else (32, 64)
@@ -237,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 seeds and half batches (a smoke run)")
     parser.add_argument("--scale", type=int, default=2, help="the single layer's scale (default 2)")
     parser.add_argument("--configs", type=Path, default=CONFIG_DIR, help="config root holding upsampler/*.yaml")
+    parser.add_argument("--upsampler", action="append", default=None, metavar="NAME",
+                        help="probe only this one (repeatable): a zoo name or your own class, e.g. mypkg.MyUp")
     args = parser.parse_args(argv)
     seeds = min(args.seeds, 2) if args.quick else args.seeds
     if seeds < 1:
@@ -244,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from upsample_zoo.atomic import atomic_write_json, atomic_write_text
 
-    result = run_probe(seeds=seeds, quick=args.quick, scale=args.scale, config_dir=args.configs)
+    result = run_probe(seeds=seeds, quick=args.quick, scale=args.scale, config_dir=args.configs,
+                       only=args.upsampler)
     print_table(result)
     out = args.out
     atomic_write_text(out / "probe.md", render_markdown(result))

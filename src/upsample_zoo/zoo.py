@@ -29,9 +29,31 @@ def config_dir() -> Path:
     return Path(str(importlib.resources.files("upsample_zoo.configs")))
 
 
-def list_upsamplers() -> list[str]:
-    """The zoo's names, in ``configs/upsampler/*.yaml`` (sorted; ``custom``, the user's slot, left out)."""
-    return sorted(p.stem for p in (config_dir() / "upsampler").glob("*.yaml") if p.stem != CUSTOM)
+def list_upsamplers(config_root: str | Path | None = None) -> list[str]:
+    """The zoo's names: ``configs/upsampler/*.yaml`` (sorted; ``custom``, the user's slot, left out), of the
+    package's configs or of another config root with the same layout."""
+    root = Path(config_root) if config_root is not None else config_dir()
+    return sorted(p.stem for p in (root / "upsampler").glob("*.yaml") if p.stem != CUSTOM)
+
+
+def upsampler_name(choice: str, target: str) -> str:
+    """The name a run goes by (results.json, run dir, wandb, report rows): the config's name, unless the
+    operator is not that config's class (``upsampler=custom upsampler._target_=mypkg.MyUp``, or a zoo name
+    whose ``_target_`` was overridden): then its dotted class path."""
+    if choice == CUSTOM:
+        return target
+    path = config_dir() / "upsampler" / f"{choice}.yaml"
+    if path.is_file() and upsampler_config(choice).get("_target_") != target:
+        return target
+    return choice
+
+
+def register_resolvers() -> None:
+    """``${uz.upsampler_name:${hydra:runtime.choices.upsampler},${upsampler._target_}}`` in the configs."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("uz.upsampler_name"):
+        OmegaConf.register_new_resolver("uz.upsampler_name", upsampler_name)
 
 
 def upsampler_config(name: str) -> dict[str, Any]:
