@@ -73,7 +73,9 @@ def test_upsampler_rows_count_what_the_zoo_does():
 def test_every_upsampler_config_is_benched():
     names = set(bench.load_upsampler_configs())
     assert {"tconv", "bilinear", "pixel_shuffle"} <= names
-    assert names == {p.stem for p in (bench.CONFIG_DIR / "upsampler").glob("*.yaml")}
+    assert names == {p.stem for p in (bench.CONFIG_DIR / "upsampler").glob("*.yaml")} - {"custom"}
+    # a user's class by its dotted path, next to the zoo
+    assert "torch.nn.Identity" in bench.load_upsampler_configs(extra=["torch.nn.Identity"])
 
 
 # --------------------------------------------------------------------------------------- statistics
