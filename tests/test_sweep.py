@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import joblib
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -129,7 +130,8 @@ def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
             assert cfg.metrics.fid.num_fake == 10_000
 
 
-@pytest.mark.parametrize("launcher,target", [("joblib", "JoblibLauncher"), ("submitit_slurm", "SlurmLauncher")])
+@pytest.mark.parametrize("launcher,target", [("joblib", "JoblibLauncher"), ("submitit_slurm", "SlurmLauncher"),
+                                             ("submitit_local", "LocalLauncher")])
 def test_launchers_are_configs(zoo_root, launcher, target):
     cfg = _compose([f"hydra/launcher={launcher}", "experiment=seg_ablation"])
     assert cfg.hydra.launcher._target_.endswith(target)
@@ -143,3 +145,5 @@ def test_joblib_launcher_runs_jobs_with_dataloader_workers(zoo_root, tmp_path):
     res = [json.loads(p.read_text()) for p in tmp_path.rglob("results.json")]
     assert len(res) == 2 and all(r["status"] == "ok" for r in res), [r.get("error") for r in res]
     assert "| tconv | 1 | 0 |" in (tmp_path / "comparison.md").read_text()
+    # loky caps each worker's thread pools at cores // n_jobs: one torch thread per job on 2 cores
+    assert {r["torch_threads"] for r in res} == {max(1, joblib.cpu_count() // 2)}

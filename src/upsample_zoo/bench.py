@@ -19,8 +19,10 @@ after a warm-up, shown with its spread (min-max over the repeats). Rows (issue 8
    (composed from measured parts). Target < 1%.
 6. **Scaling**: U-Net training-epoch time against the number of images and the image side, with the
    fitted log-log exponent (expect 1 and 2).
-7. **Sweep throughput**: a 4-job sweep with ``hydra/launcher=joblib`` (n_jobs=2, one torch thread per job) /
-   the same sweep run sequentially, wall time.
+7. **Sweep throughput**: 4 GAN jobs of about 30 s each (full mode) as one sweep with ``hydra/launcher=joblib``
+   (n_jobs=2, one torch thread per job) / the same sweep run sequentially at torch's default threads, wall time of
+   the whole command; and where the time goes: per-job wall and fit time from each job's results.json, the
+   per-job cost of giving up the second thread, and the time outside the jobs (start-up, imports, workers).
 
 Writes ``bench.md`` and ``bench.json`` (atomically) into ``--out`` (default ``logs/bench``). Progress goes to
 stderr; stdout gets the markdown and, as its last line, one JSON object with the headline ratios.
@@ -104,10 +106,14 @@ class Settings:
     scale_sides: tuple[int, ...] = (48, 64, 96, 128)
     scale_images_fixed: int = 8
     scale_repeats: int = 3
-    sweep_overrides: tuple[str, ...] = ("model.base_channels=16", "trainer.limit_train_batches=8",
-                                        "data.num_train=64", "data.num_val=8")
-    sweep_repeats: int = 2
-    sweep_sequential_threads: tuple[str | int, ...] = ("default", 1)  # "default", "bench" (this run's count), N
+    # row 7: GAN jobs of about 30 s each on 2 idle cores (2 epochs of 2,048 images, FID with 256 samples against 256
+    # real images, whose statistics a warm-up job caches first), so that process start-up does not dominate
+    sweep_overrides: tuple[str, ...] = ("task=gan", "seed=0", "data.max_images=2048", "trainer.max_epochs=2",
+                                        "metrics.fid.num_fake=256", "metrics.fid.num_real=256",
+                                        "metrics.checkerboard.val_num_samples=64")
+    sweep_upsamplers: tuple[str, ...] = SWEEP_UPSAMPLERS
+    sweep_repeats: int = 1
+    sweep_sequential_threads: tuple[str | int, ...] = ("default",)  # "default", "bench" (this run's count), N
 
 
 FULL = Settings(mode="full")
@@ -120,8 +126,9 @@ QUICK = Settings(
     cb_val_images=8, cb_repeats=1,
     scale_batch=2, scale_images=(2, 4, 8), scale_side_fixed=64, scale_sides=(48, 96, 192), scale_images_fixed=2,
     scale_repeats=3,
-    sweep_overrides=("model.base_channels=8", "data.num_train=16", "data.num_val=4"), sweep_repeats=1,
-    sweep_sequential_threads=("bench",),
+    # quick: the row's code path on smoke jobs (start-up dominates them: not the measurement, see the full mode)
+    sweep_overrides=("task=segmentation", "seed=0", "debug=smoke", "model.base_channels=8", "data.num_train=16",
+                     "data.num_val=4"), sweep_repeats=1, sweep_sequential_threads=("bench",),
 )
 
 
@@ -1050,20 +1057,42 @@ def joblib_available() -> str | None:
     return None
 
 
+def _sweep_jobs(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
+
+
+def sweep_time_split(wall: float, jobs: list[dict], parallel: int) -> dict[str, float]:
+    """Where one sweep command's wall time went, from its jobs' results.json: the mean job (wall, fit, threads)
+    and the time outside the jobs, ``wall - sum(job walls) / parallel`` (process start, imports, Hydra, workers;
+    for parallel jobs an estimate that assumes perfectly balanced workers)."""
+    walls = [float(j["cost"]["wall_s"]) for j in jobs]
+    fits = [float(j["cost"].get("fit_s") or 0.0) for j in jobs]
+    n = max(1, len(walls))
+    return {"job_wall_s": sum(walls) / n, "job_fit_s": sum(fits) / n, "jobs_wall_s": sum(walls),
+            "outside_jobs_s": wall - sum(walls) / parallel,
+            "threads": sorted({int(j.get("torch_threads") or 0) for j in jobs})}
+
+
 def bench_sweep(s: Settings, work: Path) -> dict:
     why = joblib_available()
     if why:
         return {"skipped": why}
     root = work / "sweep_root"
-    single = ["task=segmentation", "debug=smoke", "seed=0", *s.sweep_overrides]
+    single = list(s.sweep_overrides)
     cfg = compose_config(single, root)
-    from hydra.utils import instantiate
-
-    instantiate(cfg.data).prepare_data()  # built once, outside the timing, as a real sweep's first job would
     extra = ["hydra.callbacks.compare.enabled=false"] if "compare" in (cfg.hydra.get("callbacks") or {}) else []
-    args = [*single, f"upsampler={','.join(SWEEP_UPSAMPLERS)}", *extra]
+    args = [*single, f"upsampler={','.join(s.sweep_upsamplers)}", *extra]
     env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(root)}
     env.pop("HYDRA_FULL_ERROR", None)
+
+    # one untimed job first, as a real sweep's first job would: it builds the data, converts the FID weights and
+    # caches the real statistics, which every timed job then loads
+    warm = [sys.executable, "-m", "upsample_zoo.train", *single, f"upsampler={s.sweep_upsamplers[0]}",
+            f"hydra.run.dir={work / 'sweep_warmup'}"]
+    proc = subprocess.run(warm, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"sweep warm-up job exited {proc.returncode}: {tail[0]}")
 
     def threads_env(n: int) -> dict[str, str]:
         return {} if n == TORCH_DEFAULT_THREADS else {"OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
@@ -1075,31 +1104,48 @@ def bench_sweep(s: Settings, work: Path) -> dict:
             counts.append(n)
     labels = {n: f"sequential, {n} torch thread{'s' if n > 1 else ''}"
                  f"{' (torch default)' if n == TORCH_DEFAULT_THREADS else ''}" for n in counts}
-    modes = {labels[n]: (["hydra/launcher=basic"], threads_env(n)) for n in counts}
+    modes = {labels[n]: (["hydra/launcher=basic"], threads_env(n), 1) for n in counts}
     seq, seq1 = labels[counts[0]], labels.get(1)
     par = "joblib, n_jobs=2, 1 torch thread per job"
+    # loky gives each of the 2 workers cores // 2 threads by itself; the variables make it 1 on any machine
     modes[par] = (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-                  {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+                  {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, 2)
     walls: dict[str, list[float]] = {m: [] for m in modes}
     ok: dict[str, list[int]] = {m: [] for m in modes}
+    split: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(s.sweep_repeats):
-        for name, (launcher, env_extra) in (list(modes.items()) if r % 2 == 0 else list(modes.items())[::-1]):
+        for name, (launcher, env_extra, parallel) in (list(modes.items()) if r % 2 == 0
+                                                       else list(modes.items())[::-1]):
             sweep_dir = work / f"sweep_{len(walls[name])}_{list(modes).index(name)}"
             cmd = [sys.executable, "-m", "upsample_zoo.train", "-m", *args, *launcher, f"hydra.sweep.dir={sweep_dir}"]
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env={**env, **env_extra}, capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(cmd, env={**env, **env_extra}, capture_output=True, text=True, timeout=1800)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"sweep ({name}) exited {proc.returncode}: {tail[0]}")
-            results = [json.loads(p.read_text()) for p in sweep_dir.glob("*/results.json")]
-            ok[name].append(sum(job.get("status") == "ok" for job in results))
+            jobs = _sweep_jobs(sweep_dir)
+            ok[name].append(sum(job.get("status") == "ok" for job in jobs))
             walls[name].append(wall)
-            log(f"sweep {name}: {wall:.1f} s, {ok[name][-1]}/{len(SWEEP_UPSAMPLERS)} jobs ok")
-    return {"jobs": len(SWEEP_UPSAMPLERS), "command": "python train.py -m " + " ".join(args),
-            "rows": {m: {"wall_s": summarize(walls[m]), "jobs_ok": ok[m]} for m in modes},
-            "speedup": ratio_summary(walls[seq], walls[par]), "sequential": seq,
-            "speedup_vs_sequential_1thread": ratio_summary(walls[seq1], walls[par]) if seq1 else None}
+            split[name].append(sweep_time_split(wall, [j for j in jobs if j.get("status") == "ok"], parallel))
+            log(f"sweep {name}: {wall:.1f} s, {ok[name][-1]}/{len(s.sweep_upsamplers)} jobs ok, "
+                f"{split[name][-1]['job_wall_s']:.1f} s per job")
+
+    def rows(m: str) -> dict:
+        out: dict[str, Any] = {"wall_s": summarize(walls[m]), "jobs_ok": ok[m], "threads": split[m][-1]["threads"]}
+        for k in ("job_wall_s", "job_fit_s", "jobs_wall_s", "outside_jobs_s"):
+            out[k] = summarize([d[k] for d in split[m]])
+        return out
+
+    res = {"jobs": len(s.sweep_upsamplers), "command": "python train.py -m " + " ".join(args),
+           "rows": {m: rows(m) for m in modes}, "speedup": ratio_summary(walls[seq], walls[par]), "sequential": seq,
+           "speedup_vs_sequential_1thread": ratio_summary(walls[seq1], walls[par]) if seq1 else None}
+    # the jobs alone: the sequential sweep's job time / the parallel sweep's, per worker
+    res["speedup_jobs_only"] = ratio_summary([d["jobs_wall_s"] for d in split[seq]],
+                                             [d["jobs_wall_s"] / 2 for d in split[par]])
+    res["job_slowdown_1thread"] = ratio_summary([d["job_wall_s"] for d in split[par]],
+                                                [d["job_wall_s"] for d in split[seq]])
+    return res
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -1151,6 +1197,41 @@ def headline(res: dict) -> dict[str, Any]:
         "wall_s": r(res.get("wall_s")), "load_avg": res.get("load_avg_end"),
         "errors": sorted(res.get("errors", {})),
     }
+
+
+def render_sweep(sw: dict) -> list[str]:
+    """Row 7's markdown lines."""
+    L: list[str] = []
+    add = L.append
+    add(f"## 7. Sweep throughput: {sw.get('jobs', 4)} jobs, joblib (n_jobs=2) vs sequential, wall time of the "
+        "whole command\n")
+    if "skipped" in sw:
+        add(f"Skipped: {sw['skipped']}.\n")
+    elif "error" in sw:
+        add(f"error: {sw['error']}\n")
+    else:
+        add(f"`{sw['command']}`\n")
+        add("| launcher | wall s | jobs ok | torch threads per job | s per job | of which fit | "
+            "outside the jobs s |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        for name, r in sw["rows"].items():
+            ok = ", ".join(f"{k}/{sw['jobs']}" for k in r["jobs_ok"])
+            threads = ", ".join(str(t) for t in r.get("threads") or []) or "n/a"
+            add(f"| {name} | {fmt_spread(r['wall_s'])} | {ok} | {threads} | {fmt_spread(r.get('job_wall_s'))} | "
+                f"{fmt_spread(r.get('job_fit_s'))} | {fmt_spread(r.get('outside_jobs_s'))} |")
+        line = f"\nSequential wall ({sw['sequential']}) ÷ joblib wall: **{fmt_spread(sw['speedup'])}**"
+        if sw.get("speedup_vs_sequential_1thread") and len(sw["rows"]) > 2:
+            line += (f"; against a sequential sweep at 1 thread: {fmt_spread(sw['speedup_vs_sequential_1thread'])} "
+                     "(what the parallel jobs alone buy)")
+        add(line + ".\n")
+        if sw.get("job_slowdown_1thread") and sw.get("speedup_jobs_only"):
+            slow = sw["job_slowdown_1thread"]["median"]
+            add(f"Where the time goes: a job at 1 thread, two at once, takes {fmt(slow)}x as long as the same job "
+                f"alone at {sw['sequential'].split(', ')[1]}, so two parallel jobs can gain at most "
+                f"2 / {fmt(slow)} = {fmt(2 / slow)}x from the jobs themselves (measured on the job times alone: "
+                f"{fmt_spread(sw['speedup_jobs_only'])}); the rest of the wall time is outside the jobs "
+                "(interpreter start-up, imports, Hydra, the joblib workers' own start-up), the last column.\n")
+    return L
 
 
 def render_markdown(res: dict) -> str:
@@ -1313,25 +1394,8 @@ def render_markdown(res: dict) -> str:
                 "grow exactly as side²; small images run the convolutions at a lower GFLOP/s (less work per "
                 "call for the same fixed per-layer cost), so time grows more slowly than the work.\n")
 
-    sw = res.get("sweep")
-    if sw:
-        add("## 7. Sweep throughput: 4 jobs, joblib (n_jobs=2) vs sequential, wall time of the whole command\n")
-        if "skipped" in sw:
-            add(f"Skipped: {sw['skipped']}.\n")
-        elif "error" in sw:
-            add(f"error: {sw['error']}\n")
-        else:
-            add(f"`{sw['command']}`\n")
-            add("| launcher | wall s | jobs ok |")
-            add("|---|---:|---:|")
-            for name, r in sw["rows"].items():
-                ok = ", ".join(f"{k}/{sw['jobs']}" for k in r["jobs_ok"])
-                add(f"| {name} | {fmt_spread(r['wall_s'])} | {ok} |")
-            line = f"\nSequential wall ({sw['sequential']}) ÷ joblib wall: **{fmt_spread(sw['speedup'])}**"
-            if sw.get("speedup_vs_sequential_1thread") and len(sw["rows"]) > 2:
-                line += (f"; against a sequential sweep at 1 thread: {fmt_spread(sw['speedup_vs_sequential_1thread'])} "
-                         "(what the parallel jobs alone buy)")
-            add(line + ".\n")
+    if res.get("sweep"):
+        L.extend(render_sweep(res["sweep"]))
     if res.get("errors"):
         add("## Errors\n")
         for k, v in res["errors"].items():

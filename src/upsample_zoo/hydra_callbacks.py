@@ -1,4 +1,5 @@
-"""Hydra callbacks (configs/hydra/default.yaml, `callbacks:`): the comparison report at the end of a sweep."""
+"""Hydra callbacks (configs/hydra/default.yaml, `callbacks:`): the comparison report at the end of a sweep, and
+checks before a sweep starts (writable output dir, `resume=true` pointed at an earlier sweep)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,22 @@ class CheckOutputDir(Callback):
             print(f"upsample-zoo: error: output dir {path} is not writable ({e.strerror or e}); choose another "
                   "hydra.run.dir (or hydra.sweep.dir), or fix its permissions", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+
+
+class ResumeNeedsTheSweepDir(Callback):
+    """``resume=true`` continues the jobs found in ``hydra.sweep.dir``; the default sweep dir is a new
+    timestamped folder, where there is nothing to continue. Say so (a warning; the sweep then simply runs)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.get("resume"):
+            return
+        sweep = Path(str(config.hydra.sweep.dir))
+        found = sweep.is_dir() and any(p.is_dir() and (p / ".hydra").is_dir() for p in sweep.iterdir())
+        if not found:
+            msg = (f"upsample-zoo: warning: resume=true, but {sweep} holds no jobs of an earlier sweep: every job "
+                   "runs; to resume a sweep, pass its folder: hydra.sweep.dir=<the earlier sweep dir>")
+            log.warning(msg)
+            print(msg, flush=True)
 
 
 class DataLoaderWorkersInJoblib(Callback):

@@ -3,6 +3,8 @@
 ``python train.py upsampler=tconv`` and ``python train.py -m experiment=seg_ablation`` both land here.
 A run that fails still writes ``results.json`` with ``status: "failed"`` and a one-line error, so a
 sweep's report shows the hole; a single run then exits non-zero with that one line on stderr.
+``resume=true`` skips or continues jobs that an earlier attempt finished or checkpointed (sweep_resume.py);
+under DDP only global rank 0 writes, and the other ranks run this job, not the sweep (distributed.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from upsample_zoo import __version__
 from upsample_zoo.atomic import atomic_write_json, atomic_write_text
 from upsample_zoo.errors import ConfigError, UpsampleZooError
+from upsample_zoo.zoo import config_dir
 
 log = logging.getLogger("upsample_zoo")
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIG_DIR = str(config_dir())  # through the package (upsample_zoo.configs), in a wheel or a checkout
 RESULTS_SCHEMA = 1
 
 
@@ -101,7 +105,15 @@ def build_model(cfg: DictConfig):
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     compile_model = bool(model_cfg.pop("compile", False))
-    model = instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
+    try:
+        factory = instantiate(cfg.upsampler)
+    except Exception as exc:  # e.g. a _target_ that cannot be imported: one line naming it
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConfigError):
+            raise cause from exc
+        raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
+                          f"{type(cause).__name__}: {' '.join(str(cause).split())}") from exc
+    model = instantiate(model_cfg, upsampler=factory)
     if compile_model:
         # tasks call the GAN's generator/discriminator directly, never DCGAN.forward: compile those
         parts = [getattr(model, n) for n in ("generator", "discriminator") if hasattr(model, n)]
@@ -110,13 +122,33 @@ def build_model(cfg: DictConfig):
     return model
 
 
-def build(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate datamodule, model (with its upsampler), task, callbacks, loggers and trainer."""
+def _upsampler_name(cfg: DictConfig, choices: dict[str, str]) -> str:
+    """The run's operator name (configs/train.yaml ``upsampler_name``), also for a config composed without it."""
+    try:
+        return str(cfg.upsampler_name)
+    except Exception:  # noqa: BLE001 - no hydra runtime (a bare compose): the plain choice, or the class path
+        return choices.get("upsampler", str(cfg.upsampler.get("_target_")))
+
+
+def check_model_upsamplers(model, name: str) -> None:
+    """The zoo contract (upsample_zoo.check_upsampler) on every upsampler the model built, at its channels."""
+    from upsample_zoo.upsamplers import upsampler_stages
+    from upsample_zoo.zoo import check_upsampler
+
+    for up, cin, cout in upsampler_stages(model):
+        check_upsampler(up, in_channels=cin, out_channels=cout, name=name)
+
+
+def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
+    """Instantiate model (with its upsampler, whose contract is checked before any data is loaded), datamodule,
+    task (whose evaluation tools, e.g. the FID weights, are resolved now, not after training), callbacks
+    (+ ``extra_callbacks``), loggers and trainer."""
     import lightning as L
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.data)
     model = build_model(cfg)
+    check_model_upsamplers(model, _upsampler_name(cfg, _choices()))
+    datamodule = instantiate(cfg.data)
     data_classes = getattr(datamodule, "num_classes", None)
     model_classes = getattr(model, "num_classes", None)
     if data_classes is not None and model_classes is not None and data_classes != model_classes:
@@ -126,7 +158,10 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         )
     # plain containers (not ListConfig) so checkpoints load with torch.load(weights_only=True)
     task = instantiate(cfg.task, model=model, _convert_="all")
+    if hasattr(task, "prepare_evaluation"):
+        task.prepare_evaluation()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += list(extra_callbacks)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -135,22 +170,25 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     return {"datamodule": datamodule, "model": model, "task": task, "trainer": trainer}
 
 
-def fit_and_test(cfg: DictConfig, parts: dict[str, Any]) -> dict[str, Any]:
+def fit_and_test(cfg: DictConfig, parts: dict[str, Any], ckpt_path: str | None = None) -> dict[str, Any]:
+    """Fit (from ``ckpt_path`` if given, else ``cfg.ckpt_path``), then test the final weights."""
     from upsample_zoo.upsamplers import upsampler_parameters
 
     trainer, task, dm, model = parts["trainer"], parts["task"], parts["datamodule"], parts["model"]
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path or cfg.get("ckpt_path"), weights_only=True)
     fit_s = time.perf_counter() - t0
     # trainer.test() replaces callback_metrics: keep the last validation epoch's values first
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     trainer.test(task, datamodule=dm, verbose=False)
     metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     throughput = next((c for c in trainer.callbacks if hasattr(c, "images_per_second")), None)
+    ips = throughput.images_per_second if throughput else None
     cost = {
         "params_total": sum(p.numel() for p in model.parameters()),
         "params_upsamplers": upsampler_parameters(model),
-        "train_img_per_s": throughput.images_per_second if throughput else None,
+        # DDP ranks step in lockstep (the gradient all-reduce), each on its own batches: all ranks together
+        "train_img_per_s": round(ips * trainer.world_size, 3) if ips is not None else None,
         "fit_s": round(fit_s, 3),
         "epochs": trainer.current_epoch,
     }
@@ -186,15 +224,42 @@ def print_summary(results: dict[str, Any]) -> None:
     Console(stderr=False).print(table)
 
 
+def resume_plan(cfg: DictConfig, out_dir: Path):
+    """``resume=true``: what to do with this job (sweep_resume.plan_job); None when resume is off, or when the
+    config does not even resolve (the run then fails the ordinary way and records why)."""
+    if not cfg.get("resume"):
+        return None
+    from upsample_zoo.sweep_resume import plan_job
+
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001
+        return None
+    return plan_job(resolved, out_dir)
+
+
 def run(cfg: DictConfig) -> float | None:
     """One job. Returns the optimized metric for the sweeper (None when the run failed)."""
+    from upsample_zoo.distributed import global_rank, job_scope, quote
+    from upsample_zoo.sweep_resume import ConfigHashCallback, config_hash, set_aside_previous
+
     out_dir = Path(cfg.paths.output_dir)
+    plan = resume_plan(cfg, out_dir)
+    if plan is not None and plan.action == "skip":  # nothing in out_dir is written: results.json stays as it is
+        log.info("resume: skipped %s: %s", out_dir, plan.reason)  # to the console and the job's train.log
+        value = (plan.previous.get("metrics") or {}).get(cfg.get("optimized_metric"))
+        return float(value) if isinstance(value, (int, float)) else None
+    ckpt_path = cfg.get("ckpt_path") or (plan.ckpt_path if plan is not None else None)
+    if plan is not None and global_rank() == 0:
+        set_aside_previous(out_dir)
+        log.info("resume: %s: %s; %s", out_dir, plan.reason,
+                 f"continuing from {ckpt_path}" if plan.action == "resume" else "running it from the start")
     choices = _choices()
     results: dict[str, Any] = {
         "schema": RESULTS_SCHEMA,
         "status": "running",
         "task": choices.get("task", cfg.get("task_name")),
-        "upsampler": choices.get("upsampler", str(cfg.upsampler.get("_target_"))),
+        "upsampler": _upsampler_name(cfg, choices),
         "data": choices.get("data", str(cfg.data.get("_target_"))),
         "seed": cfg.get("seed"),
         "tags": list(cfg.get("tags") or []),
@@ -206,30 +271,46 @@ def run(cfg: DictConfig) -> float | None:
         "git": git_revision(),
         "run_dir": str(out_dir),
         "pid": os.getpid(),
+        "resumed_from": ckpt_path,
     }
     t0 = time.perf_counter()
     exit_code = 0
-    try:
-        import lightning as L
-        import torch
+    # DDP: the other ranks run this same job, continuing from the checkpoint that rank 0 chose
+    child_overrides = ["resume=false", f"ckpt_path={quote(str(ckpt_path)) if ckpt_path else 'null'}"]
+    with job_scope(child_overrides) as job:
+        try:
+            import lightning as L
+            import torch
 
-        # CPU results are bit-identical only at the same thread count: it sets the float summation order
-        results["torch_threads"] = torch.get_num_threads()
-        results["config"] = OmegaConf.to_container(cfg, resolve=True)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        parts = build(cfg)
-        results.update(fit_and_test(cfg, parts))
-        results["status"] = "ok"
-    except BaseException as exc:  # the whole point: record the failure (even a preemption), never lose it
-        results["status"] = "failed"
-        results["error"] = one_line(exc)
-        exit_code = exit_code_for(exc)
-        atomic_write_text(out_dir / "error.log", traceback.format_exc())
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            traceback.print_exc()
-    finally:
-        _finish_wandb()
+            # under DDP the tasks' test/ and val/ values (val/loss aside) come from torchmetrics states, which
+            # compute() sums over ranks: Lightning's advice to add sync_dist=True does not apply to them
+            warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(test/|val/(?!loss))")
+            # CPU results are bit-identical only at the same thread count: it sets the float summation order
+            results["torch_threads"] = torch.get_num_threads()
+            results["config"] = OmegaConf.to_container(cfg, resolve=True)
+            results["config_hash"] = config_hash(results["config"])
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
+            results["world_size"] = parts["trainer"].world_size
+            results.update(fit_and_test(cfg, parts, ckpt_path))
+            results["status"] = "ok"
+        except BaseException as exc:  # the whole point: record the failure (even a preemption), never lose it
+            job.failed = True
+            job.stop_observing()  # the other ranks fail too, or hang: either way this one records it
+            results["status"] = "failed"
+            results["error"] = one_line(exc)
+            exit_code = exit_code_for(exc)
+            if global_rank() == 0:
+                atomic_write_text(out_dir / "error.log", traceback.format_exc())
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exc()
+        finally:
+            _finish_wandb()
     results["cost"]["wall_s"] = round(time.perf_counter() - t0, 3)
+    if global_rank() != 0:  # another DDP rank: rank 0 writes results.json and reports
+        if results["status"] != "ok":
+            raise SystemExit(exit_code)
+        return None
     atomic_write_json(out_dir / "results.json", results)
 
     if results["status"] != "ok":

@@ -56,6 +56,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("uz.upsampler_name", upsampler_name)
 
 
+register_resolvers()  # before any config that names them is composed
+
+
 def upsampler_config(name: str) -> dict[str, Any]:
     """The yaml of one zoo name, as a plain dict (``_target_``, ``_partial_``, ``scale``, its options)."""
     import yaml

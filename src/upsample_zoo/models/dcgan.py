@@ -25,7 +25,7 @@ class Generator(nn.Module):
                  out_channels: int = 3) -> None:
         super().__init__()
         self.z_dim = z_dim
-        widths = [4 * ngf, 2 * ngf, ngf, ngf]
+        self.widths = widths = [4 * ngf, 2 * ngf, ngf, ngf]
         self.project = nn.Sequential(
             nn.Linear(z_dim, widths[0] * 4 * 4, bias=False),
             nn.Unflatten(1, (widths[0], 4, 4)),
@@ -45,6 +45,10 @@ class Generator(nn.Module):
     def upsampler_modules(self) -> list[nn.Module]:
         """What the factory built, one per up stage."""
         return [stage["up"] for stage in self.stages]
+
+    def upsampler_channels(self) -> list[tuple[int, int]]:
+        """(in_channels, out_channels) of each of :meth:`upsampler_modules`."""
+        return list(zip(self.widths[:-1], self.widths[1:]))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z)

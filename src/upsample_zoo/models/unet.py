@@ -29,6 +29,7 @@ class UpBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, upsampler: UpsamplerFactory) -> None:
         super().__init__()
+        self.channels = (in_channels, out_channels)
         self.up = upsampler(in_channels, out_channels)
         self.conv = DoubleConv(2 * out_channels, out_channels)
 
@@ -69,6 +70,10 @@ class UNet(nn.Module):
     def upsampler_modules(self) -> list[nn.Module]:
         """What the factory built, one per decoder stage: counted as upsampler cost, checked for the contract."""
         return [block.up for block in self.up]
+
+    def upsampler_channels(self) -> list[tuple[int, int]]:
+        """(in_channels, out_channels) of each of :meth:`upsampler_modules`."""
+        return [block.channels for block in self.up]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.total_stride:

@@ -202,6 +202,13 @@ class GANTask(L.LightningModule):
     def _datamodule(self):
         return getattr(self.trainer, "datamodule", None)
 
+    def prepare_evaluation(self) -> None:
+        """Resolve and verify the FID weights when the run is built: a missing or corrupt file is one line
+        before training, not after it. (The metric itself is built on first use, on the run's device.)"""
+        from upsample_zoo.metrics.fid import resolve_fid_weights
+
+        resolve_fid_weights(self.hparams.cache_dir or ".cache", self.hparams.fid_weights_path)
+
     def _fid_metric(self):
         """Built on first use and kept out of the module tree, so checkpoints don't carry Inception."""
         if "fid" not in self._eval_tools:
@@ -291,12 +298,15 @@ class GANTask(L.LightningModule):
     def _log_spectral_fd(self, fake: torch.Tensor) -> None:
         """test/spectral_fd: the Fréchet distance of per-image spectral shape features (log azimuthal spectrum
         minus its mean, Nyquist and aliasing-bin contrasts), generated vs the real reference images.
-        Functional, not a DDP-synced Metric: every rank holds the complete sets."""
-        from upsample_zoo.metrics.spectral import spectral_fd
+        Every rank holds the complete sets; each adds its rank_share, and compute() sums the states over ranks."""
+        from upsample_zoo.metrics.spectral import SpectralFD
 
         ref = self._datamodule().reference_images(limit=self.hparams.num_real)
         if ref.shape[0] >= 2 and fake.shape[0] >= 2:
-            self.log("test/spectral_fd", spectral_fd(ref, to_uint8(fake)))
+            metric = SpectralFD().to(self.device)
+            metric.update(rank_share(ref).to(self.device), real=True)
+            metric.update(to_uint8(rank_share(fake)).to(self.device), real=False)
+            self.log("test/spectral_fd", float(metric.compute()))
             self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
 
     def sampling_protocol(self) -> str:

@@ -125,7 +125,7 @@ class SegmentationTask(L.LightningModule):
         if self.test_checkerboard.count.item() > 0:
             for k, v in self.test_checkerboard.compute().items():
                 self.log(f"test/{k}", v.float())
-        if self._figure_batch is not None and self.figure_dir is not None:
+        if self._figure_batch is not None and self.figure_dir is not None and self.global_rank == 0:
             path = save_prediction_grid(*self._figure_batch, self.figure_dir / "predictions.png")
             log_image(self.loggers, "test/predictions", path)
             if self.test_checkerboard.count.item() > 0:
@@ -143,7 +143,7 @@ class SegmentationTask(L.LightningModule):
         if self.test_grid_error.counts.sum().item() > 0:
             contrast = self.test_grid_error.compute()
             self.log("test/grid_error_contrast", contrast.float())
-            if self.figure_dir is not None:
+            if self.figure_dir is not None and self.global_rank == 0:
                 path = save_grid_error_figure(self.test_grid_error.rates(), self.figure_dir / "grid_error.png",
                                               contrast=float(contrast))
                 log_image(self.loggers, "test/grid_error", path)

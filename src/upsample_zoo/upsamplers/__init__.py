@@ -11,6 +11,7 @@ from upsample_zoo.upsamplers.base import (
     tconv_output_size,
     upsampler_modules,
     upsampler_parameters,
+    upsampler_stages,
 )
 from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
 from upsample_zoo.upsamplers.dysample import DySample
@@ -34,4 +35,5 @@ __all__ = [
     "tconv_output_size",
     "upsampler_modules",
     "upsampler_parameters",
+    "upsampler_stages",
 ]

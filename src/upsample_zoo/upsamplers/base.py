@@ -111,6 +111,12 @@ def upsampler_modules(model: nn.Module) -> list[nn.Module]:
     return [up for m in model.modules() if hasattr(m, "upsampler_modules") for up in m.upsampler_modules()]
 
 
+def upsampler_stages(model: nn.Module) -> list[tuple[nn.Module, int, int]]:
+    """(upsampler, in_channels, out_channels) for each upsampler the model built."""
+    return [(up, cin, cout) for m in model.modules() if hasattr(m, "upsampler_modules")
+            for up, (cin, cout) in zip(m.upsampler_modules(), m.upsampler_channels())]
+
+
 def upsampler_parameters(model: nn.Module) -> int:
     """Parameters held by the upsamplers inside a model (the cost the comparison is about)."""
     return sum(p.numel() for up in upsampler_modules(model) for p in up.parameters())
