@@ -112,7 +112,9 @@ def test_report_stats_and_files(tree, tmp_path):
     base = [MIOU[("bilinear", s)] for s in range(3)]
     assert float(t["p_value"]) == pytest.approx(stats.ttest_rel(xs, base).pvalue)
     assert float(t["diff_mean"]) == pytest.approx(np.mean(np.subtract(xs, base)))
-    assert t["significant"] == ("yes" if stats.ttest_rel(xs, base).pvalue < 0.05 else "no")
+    # Holm over the 2 operators tested against bilinear: tconv's p is the smaller one, so it is doubled
+    p_holm = min(1.0, 2 * stats.ttest_rel(xs, base).pvalue)
+    assert float(t["p_holm"]) == pytest.approx(p_holm) and t["significant"] == ("yes" if p_holm < 0.05 else "no")
     n = by[("nearest", "test/miou")]  # seeds 0, 1 ok and seed 2 failed: 2 pairs -> sign-flip
     assert int(n["n_ok"]) == 2 and int(n["n_failed"]) == 1 and int(n["n_pairs"]) == 2
     assert "sign-flip" in n["test"] and float(n["p_value"]) == pytest.approx(_brute_sign_flip([-0.01, 0.01]))
@@ -126,6 +128,8 @@ def test_report_stats_and_files(tree, tmp_path):
     assert f"{np.mean(xs):.4f} ± {np.std(xs, ddof=1):.4f}" in row
     assert "| nearest | 2 | 1 |" in md and "RuntimeError: boom" in md
     assert "sign-flip" in md and "ttest_rel" in md
+    assert "Holm–Bonferroni over the k = 2 operators of this table, per metric" in md
+    assert "No test can reach α = 0.05 with 2 pairs (nearest)" in md  # nearest has 2 pairs: p >= 0.5
 
     page = (out / "comparison.html").read_text()
     assert page.count("<table") >= 4 and "data:image/png;base64," in page

@@ -11,9 +11,14 @@ callback at the end of every multirun, into the sweep dir).
   A plain ablation has one empty variant; ``model.base_channels=8,0`` gives two.
 - Per group and metric: n, mean, sample std (ddof 1), 95% CI of the mean over seeds (Student t).
 - Against ``--baseline`` (same task, data and variant): the mean paired difference over matching
-  seeds, and a paired test: ``scipy.stats.ttest_rel`` with >= 3 pairs, else an exact sign-flip
-  permutation test over all 2^n sign patterns (with 1-2 pairs its p is >= 0.5: never significant).
-  Two-sided, alpha 0.05, not corrected for the number of upsamplers compared.
+  seeds, its 95% CI (paired t, ``ttest_rel(...).confidence_interval()``), Cohen's d_z (mean / sample
+  std of the differences), and a paired test: ``scipy.stats.ttest_rel`` with >= 3 pairs, else an
+  exact sign-flip permutation test over all 2^n sign patterns. Two-sided, alpha 0.05, Holm-Bonferroni
+  over the upsamplers of one table, per metric (the raw p stays in the CSV).
+- Power: with n < 3 pairs the sign-flip p cannot go below 2/2^n (1.0 at n=1, 0.5 at n=2), so no
+  test here can reach alpha; such cells say "untestable" and the report says how many seeds are
+  needed (3 under this rule, as the t-test can give any p; an exact sign-flip test alone needs the
+  smallest n with 2/2^n <= alpha: 6 for 0.05).
 
 Only ``results.json`` and the files beside it are read (figures, ``.hydra/overrides.yaml``, and the
 sweep's ``multirun.yaml`` one level up), so the report can be rebuilt from copied run folders.
@@ -134,24 +139,59 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     return hits / 2**n
 
 
-def paired_test(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
-    """Paired test of x against y (same seeds, same order): ttest_rel with >= 3 pairs, else sign-flip."""
+def p_floor(n_pairs: int) -> float:
+    """The smallest p the test of ``paired_test`` can give with n pairs: 2/2^n for the exact sign-flip test
+    (n < 3), 0 for the paired t-test (n >= 3: any p > 0 is reachable); nan without pairs."""
+    if n_pairs < 1:
+        return float("nan")
+    return 2.0 / 2**n_pairs if n_pairs < 3 else 0.0
+
+
+def pairs_needed(alpha: float, sign_flip_only: bool = False) -> int | None:
+    """The fewest pairs with which a p <= alpha is possible: under ``paired_test``'s rule, or with the exact
+    sign-flip test alone (smallest n with 2/2^n <= alpha). None when no n up to 64 does."""
+    floor = (lambda n: 2.0 / 2**n) if sign_flip_only else p_floor
+    return next((n for n in range(1, 65) if floor(n) <= alpha), None)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in the input order; non-finite p's stay nan and are not
+    counted in the family. Sorted ascending, adjusted p_(j) = max over i <= j of min(1, (m - i + 1) p_(i))."""
+    ps = [float(p) for p in pvalues]
+    idx = sorted((i for i, p in enumerate(ps) if math.isfinite(p)), key=lambda i: ps[i])
+    out, running = [float("nan")] * len(ps), 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (len(idx) - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
+def paired_test(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Paired test of x against y (same seeds, same order): ttest_rel with >= 3 pairs, else sign-flip; also the
+    t confidence interval of the mean difference (>= 2 pairs), Cohen's d_z and p_min (``p_floor``)."""
     from scipy import stats
 
     pairs = [(a, b) for a, b in zip(_finite_or_nan(x), _finite_or_nan(y)) if math.isfinite(a) and math.isfinite(b)]
     diffs = [a - b for a, b in pairs]
     n = len(diffs)
-    out: dict[str, Any] = {"n_pairs": n, "diff": float("nan"), "p": float("nan"), "test": "none"}
+    nan = float("nan")
+    out: dict[str, Any] = {"n_pairs": n, "diff": nan, "p": nan, "test": "none", "ci_low": nan, "ci_high": nan,
+                           "d_z": nan, "p_min": p_floor(n)}
     if n == 0:
         out["test"] = "no matching seeds"
         return out
     out["diff"] = math.fsum(diffs) / n
+    constant = all(abs(d - diffs[0]) <= 1e-12 * max(1.0, abs(diffs[0])) for d in diffs)
+    if n >= 2 and constant:  # identical differences: ttest_rel is nan, the CI is the point, d_z is undefined
+        out.update(ci_low=out["diff"], ci_high=out["diff"])
+    elif n >= 2:
+        res = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs])
+        ci = res.confidence_interval(confidence)
+        sd = math.sqrt(math.fsum((d - out["diff"]) ** 2 for d in diffs) / (n - 1))
+        out.update(ci_low=float(ci.low), ci_high=float(ci.high), d_z=out["diff"] / sd)
     if n >= 3:
-        if all(abs(d - diffs[0]) <= 1e-12 * max(1.0, abs(diffs[0])) for d in diffs):
-            # zero variance: ttest_rel is undefined (nan); identical runs differ by nothing
-            out["p"] = 1.0 if abs(diffs[0]) <= 1e-12 else 0.0
-        else:
-            out["p"] = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        # zero variance: identical runs differ by nothing (p = 1), a constant nonzero shift is certain (p = 0)
+        out["p"] = (1.0 if abs(diffs[0]) <= 1e-12 else 0.0) if constant else float(res.pvalue)
         out["test"] = "paired t-test (scipy.stats.ttest_rel)"
     else:
         out["p"] = sign_flip_p(diffs)
@@ -440,17 +480,25 @@ def summarize(runs: list[Run], baseline: str | None = "bilinear", alpha: float =
                     "ci95_low": d["ci_low"], "ci95_high": d["ci_high"],
                     "seeds": " ".join(str(s) for s in sorted({r.seed for r in g.ok_runs if r.seed is not None})),
                     "baseline": baseline if base is not None else "", "n_pairs": None, "diff_mean": float("nan"),
-                    "p_value": float("nan"), "test": "", "significant": "",
+                    "diff_ci95_low": float("nan"), "diff_ci95_high": float("nan"), "d_z": float("nan"),
+                    "p_value": float("nan"), "p_holm": float("nan"), "p_min": float("nan"), "test": "",
+                    "significant": "",
                 }
                 if base is not None and g is not base and m and not m.startswith("cost/params"):
                     xs, bs = g.by_seed(m), base.by_seed(m)
                     seeds = sorted(set(xs) & set(bs))
                     t = paired_test([xs[s] for s in seeds], [bs[s] for s in seeds])
-                    row.update(n_pairs=t["n_pairs"], diff_mean=t["diff"], p_value=t["p"], test=t["test"],
-                               significant=("yes" if t["p"] < alpha else "no") if math.isfinite(t["p"]) else "")
+                    row.update(n_pairs=t["n_pairs"], diff_mean=t["diff"], diff_ci95_low=t["ci_low"],
+                               diff_ci95_high=t["ci_high"], d_z=t["d_z"], p_value=t["p"], p_min=t["p_min"],
+                               test=t["test"])
                 rows.append(row)
-        # one number format per column: decimals from the largest |mean| of that metric in this section
         mine = [r for r in rows if (r["task"], r["data"], r["variant"]) == (task, data, variant)]
+        # Holm-Bonferroni over the upsamplers of this table, per metric; "significant" is on the adjusted p
+        for m in metrics:
+            family = [r for r in mine if r["metric"] == m and math.isfinite(r["p_value"])]
+            for r, q in zip(family, holm([r["p_value"] for r in family])):
+                r.update(p_holm=q, holm_k=len(family), significant="yes" if q < alpha else "no")
+        # one number format per column: decimals from the largest |mean| of that metric in this section
         for m in metrics:
             means = [abs(r["mean"]) for r in mine if r["metric"] == m and math.isfinite(r["mean"]) and r["mean"]]
             d = _decimals(max(means)) if means else 3
@@ -505,13 +553,55 @@ def fmt_p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
-def fmt_diff(row: dict[str, Any] | None) -> str:
-    """'+0.0123 (p=0.500)' with a trailing * when significant, '–' when there is nothing to test."""
+def untestable(row: dict[str, Any] | None, alpha: float) -> bool:
+    """No p at or below alpha was possible with this row's pairs and test (``p_floor``)."""
+    return row is not None and math.isfinite(row.get("p_min", float("nan"))) and row["p_min"] > alpha
+
+
+def fmt_diff(row: dict[str, Any] | None, alpha: float = ALPHA) -> str:
+    """'+0.0214 [-0.0712, +0.1140] d=0.45 (p=0.572, Holm 1.000)': the mean paired difference, its 95% CI (paired
+    t), Cohen's d_z, the raw and Holm-adjusted p, and a trailing * when the adjusted p < alpha; '(p=0.500,
+    untestable)' when no p could reach alpha with these pairs; CI and d are left out when undefined; '–' when
+    there is nothing to test."""
     if row is None or not row["n_pairs"] or not math.isfinite(row["diff_mean"]):
         return "–"
     d = row.get("decimals", _decimals(row["mean"]))
-    s = f"{row['diff_mean']:+,.{d}f} (p={fmt_p(row['p_value'])})"
+    s = f"{row['diff_mean']:+,.{d}f}"
+    if math.isfinite(row["diff_ci95_low"]):
+        s += f" [{row['diff_ci95_low']:+,.{d}f}, {row['diff_ci95_high']:+,.{d}f}]"
+    if math.isfinite(row["d_z"]):
+        s += f" d={row['d_z']:.2f}"
+    if untestable(row, alpha):
+        return s + f" (p={fmt_p(row['p_value'])}, untestable)"
+    s += f" (p={fmt_p(row['p_value'])}, Holm {fmt_p(row['p_holm'])})"
     return s + " *" if row["significant"] == "yes" else s
+
+
+def _paired_note(cmp: Comparison, section: Section) -> tuple[str, str]:
+    """The sentence above the paired table (its statistics), and the power note ('' when every test could reach
+    alpha): plain text, for markdown and HTML alike."""
+    others = [g for g in section.groups if g.upsampler != cmp.baseline]
+    rows = [(g, cmp.row(section, g.upsampler, m)) for g in others for m in section.headline]
+    ks = sorted({r["holm_k"] for _, r in rows if r is not None and r.get("holm_k")}) or [0]
+    k = str(ks[0]) if len(ks) == 1 else f"{ks[0]}–{ks[-1]}"
+    head = (f"mean paired difference (upsampler − {cmp.baseline}) over matching seeds, its 95% CI (paired t), "
+            f"Cohen’s d_z = mean / sd of the differences, and the two-sided p, raw and Holm-adjusted; "
+            f"* = significant at α = {cmp.alpha}, two-sided, Holm–Bonferroni over the k = {k} operators of this "
+            f"table, per metric. Not significant means we cannot tell, not that they are equal.")
+    weak: dict[int, list[str]] = {}
+    for g, r in rows:
+        if untestable(r, cmp.alpha) and g.upsampler not in weak.setdefault(r["n_pairs"], []):
+            weak[r["n_pairs"]].append(g.upsampler)
+    if not weak:
+        return head, ""
+    parts = [f"No test can reach α = {cmp.alpha} with {n} pair{'s' if n != 1 else ''} "
+             f"({', '.join(ups)}): below 3 pairs this report uses the exact sign-flip test, whose p cannot go "
+             f"below 2/2^{n} = {p_floor(n):.3f}." for n, ups in sorted(weak.items())]
+    need, need_sf = pairs_needed(cmp.alpha), pairs_needed(cmp.alpha, sign_flip_only=True)
+    parts.append(f"Those cells read untestable: run at least {need} matching seeds per operator (from 3 pairs "
+                 f"the paired t-test is used, which can reach any p; the exact sign-flip test alone would need "
+                 f"{need_sf}).")
+    return head, " ".join(parts)
 
 
 def _md(text: Any) -> str:
@@ -563,12 +653,14 @@ def render_markdown(cmp: Comparison) -> str:
         base = s.group(cmp.baseline) if cmp.baseline else None
         if base is not None and s.headline:
             tests = _tests_used(cmp, s)
-            lines += [f"Against the baseline `{_md(cmp.baseline)}`: mean paired difference over matching seeds "
-                      f"(p-value; * = significant at α = {cmp.alpha}, two-sided, uncorrected). "
+            head, power = _paired_note(cmp, s)
+            lines += [f"Against the baseline `{_md(cmp.baseline)}`: {_md(head)} "
                       f"Test: {_md('; '.join(tests) or 'none')}.", ""]
+            if power:
+                lines += [f"**{_md(power)}**", ""]
             lines += _md_table(["upsampler", "pairs", *[f"Δ {label_dir(m)}" for m in s.headline]],
                                [[g.upsampler, str(cmp.row(s, g.upsampler, s.headline[0])["n_pairs"] or 0),
-                                 *[fmt_diff(cmp.row(s, g.upsampler, m)) for m in s.headline]]
+                                 *[fmt_diff(cmp.row(s, g.upsampler, m), cmp.alpha) for m in s.headline]]
                                 for g in s.groups if g is not base])
             lines.append("")
         elif cmp.baseline:
@@ -589,8 +681,8 @@ def render_markdown(cmp: Comparison) -> str:
 # ---- comparison.csv ----------------------------------------------------------------------------------------
 
 CSV_FIELDS = ["task", "data", "variant", "upsampler", "metric", "direction", "n_ok", "n_failed", "n_runs", "mean",
-              "std", "ci95_low", "ci95_high", "seeds", "baseline", "n_pairs", "diff_mean", "p_value", "test",
-              "significant"]
+              "std", "ci95_low", "ci95_high", "seeds", "baseline", "n_pairs", "diff_mean", "diff_ci95_low",
+              "diff_ci95_high", "d_z", "p_value", "p_holm", "p_min", "test", "significant"]
 
 
 def render_csv(cmp: Comparison) -> str:
@@ -913,16 +1005,14 @@ def _section_html(cmp: Comparison, s: Section) -> str:
                 if row is not None and row["significant"] == "yes":
                     better = {"max": row["diff_mean"] > 0, "min": row["diff_mean"] < 0}.get(direction(m))
                     cls = "sig" if better is None else ("sig better" if better else "sig worse")
-                cells.append(_td(fmt_diff(row), row["diff_mean"] if row else None, cls))
+                cells.append(_td(fmt_diff(row, cmp.alpha), row["diff_mean"] if row else None, cls))
             rows.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f"<h3>Against the baseline {_e(cmp.baseline)}</h3>")
-        note = (f"Mean paired difference (upsampler − {_e(cmp.baseline)}) over matching seeds and its two-sided "
-                f"p-value; * = significant at α = {cmp.alpha} (uncorrected for the number of upsamplers), green when "
-                f"better, red when worse. Test: {_e('; '.join(tests) or 'none')}.")
-        if any("sign-flip" in t for t in tests):
-            note += (" With fewer than 3 matching seeds the exact sign-flip test cannot go below p = 0.5: run more "
-                     "seeds before calling a winner.")
-        parts.append(f'<p class="note">{note}</p>')
+        head, power = _paired_note(cmp, s)
+        parts.append(f'<p class="note">{_e(head[0].upper() + head[1:])} Significant cells are green when better, '
+                     f"red when worse. Test: {_e('; '.join(tests) or 'none')}.</p>")
+        if power:
+            parts.append(f'<p class="note"><strong>{_e(power)}</strong></p>')
         parts.append(_html_table(["upsampler", "pairs", *[f"Δ {label_dir(m)}" for m in s.headline]], rows))
     elif cmp.baseline:
         parts.append(f'<p class="note">No {_e(cmp.baseline)} runs in this group: no paired tests '
@@ -993,10 +1083,14 @@ def _all_metrics_html(cmp: Comparison) -> str:
                     + _td(r["metric"], cls="text") + _td(r["n_ok"], r["n_ok"]) + _td(r["n_failed"], r["n_failed"])
                     + _td(fmt(r["mean"]), r["mean"]) + _td(fmt(r["std"]), r["std"])
                     + _td(fmt_ci(r), r["ci95_low"]) + _td(fmt(r["diff_mean"]), r["diff_mean"])
-                    + _td(fmt_p(r["p_value"]), r["p_value"],
-                          "sig" if sig else "") + _td(r["test"], cls="text") + "</tr>")
+                    + _td(fmt_ci({**r, "ci95_low": r["diff_ci95_low"], "ci95_high": r["diff_ci95_high"]}),
+                          r["diff_ci95_low"])
+                    + _td(fmt(r["d_z"], 2), r["d_z"]) + _td(fmt_p(r["p_value"]), r["p_value"])
+                    + _td(fmt_p(r["p_holm"]), r["p_holm"], "sig" if sig else "")
+                    + _td(fmt_p(r["p_min"]), r["p_min"]) + _td(r["test"], cls="text") + "</tr>")
     table = _html_table(["upsampler", "group", "metric", "n ok", "n failed", "mean", "std", "95% CI",
-                         f"Δ vs {cmp.baseline}", "p", "test"], rows)
+                         f"Δ vs {cmp.baseline}", "Δ 95% CI", "d_z", "p", "p Holm", "smallest possible p", "test"],
+                        rows)
     return f"<details><summary>All metrics ({len(rows)} rows, as in comparison.csv)</summary>{table}</details>"
 
 
