@@ -370,3 +370,44 @@ def test_real_cifar10_jpeg_subset(tmp_path):
         raw = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
     assert torch.equal(ref[0], raw)  # 32x32 CIFAR passes through resize/crop untouched
     assert -3.5 < spectral_slope(ref.permute(0, 2, 3, 1).numpy()) < -1.5
+
+
+# ----------------------------------------------------------------------------------------------
+# The real-vs-real floor set: the rest of the reference split
+# ----------------------------------------------------------------------------------------------
+
+
+def test_floor_set_is_disjoint_from_the_reference_set_and_seeded(tmp_path):
+    for cls in ("a", "b"):
+        for i in range(15):
+            write_image(tmp_path / cls / f"{i:02d}.png", seed=i + (100 if cls == "b" else 0))
+    kw = {"batch_size": 2, "num_workers": 0, "max_images": 8, "max_ref_images": 10}
+    dm = ImageFolderDataModule(str(tmp_path), **kw)
+    dm.setup()
+    floor = dm.floor_set(6)
+    assert len(floor) == 6 and not set(floor.files) & set(dm.ref_set.files)
+    assert set(floor.files) <= set(find_images(tmp_path))
+    again = ImageFolderDataModule(str(tmp_path), **kw)
+    assert again.floor_set(6).files == floor.files and again.floor_set(6).fingerprint() == floor.fingerprint()
+    rest = dm.floor_set(100)  # only 20 are left once the 10 reference images are out
+    assert len(rest) == 20 and set(rest.files) | set(dm.ref_set.files) == set(find_images(tmp_path))
+    assert len(ImageFolderDataModule(str(tmp_path), **kw | {"max_ref_images": None}).floor_set(5)) == 0
+
+
+def test_floor_set_of_cifar10_module(monkeypatch):
+    from upsample_zoo.data import images
+
+    data = np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+
+    class Fake:
+        def __init__(self, train):
+            self.data = data
+
+    monkeypatch.setattr(images, "open_cifar10", lambda root, train, download: Fake(train))
+    dm = CIFAR10DataModule("unused", batch_size=4, num_workers=0, max_ref_images=12)
+    dm.setup()
+    floor = dm.floor_set(7)
+    assert len(floor) == 7 and not set(floor.indices) & set(dm.ref_set.indices)
+    got = torch.stack([floor.load_uint8(i) for i in range(7)])
+    assert torch.equal(got, torch.from_numpy(data[floor.indices]).permute(0, 3, 1, 2))
+    assert len(dm.floor_set(100)) == 18 and floor.fingerprint() != dm.ref_set.fingerprint()

@@ -45,6 +45,27 @@ def test_gan_smoke_every_upsampler(zoo_root, tmp_path, name):
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
+def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_root, tmp_path):
+    """test/fid_real_floor: n_fake real images outside the reference set, scored against the reference;
+    recomputed here with compute_fid on the two image sets (no cache, the metric's own compute)."""
+    from hydra.utils import instantiate
+
+    from upsample_zoo.metrics.fid import compute_fid
+    from upsample_zoo.metrics.spectral import spectral_fd
+
+    overrides = [*GAN_SMOKE, "upsampler=nearest"]
+    res = run_in_process(overrides, tmp_path)
+    assert res["status"] == "ok", res.get("error")
+    dm = instantiate(compose_cfg(overrides, tmp_path).data)
+    ref, floor = dm.reference_images(limit=16), dm.floor_set(16)
+    assert len(floor) == 16 and not set(floor.files) & set(dm.ref_set.files)
+    real = torch.stack([floor.load_uint8(i) for i in range(16)])
+    m = res["metrics"]
+    assert m["test/fid_real_floor"] == pytest.approx(compute_fid(ref, real, cache_dir=zoo_root / ".cache"), rel=1e-4)
+    assert m["test/spectral_fd_real_floor"] == pytest.approx(spectral_fd(ref, real), rel=1e-4)
+    assert "n=16 real images" in res["protocol"]["real_floor"]
+
+
 def test_divergence_stops_with_one_line_and_keeps_last_good_checkpoint(zoo_root, tmp_path, monkeypatch):
     """The discriminator starts returning NaN in the second epoch: the run fails cleanly, epoch 0's
     checkpoint survives, and results.json says failed."""

@@ -59,6 +59,11 @@ HEADLINE = {
                      "test/grid_error_contrast"],
     "gan": ["test/fid", "test/spectral_fd", "test/checkerboard_db", "test/checkerboard_db_vs_ref"],
 }
+# The reference row under a task's summary table: each headline metric scored on real images by the run's own
+# code (the GAN task's real-vs-real floor, tasks/gan.py); the same value in every run of a sweep.
+REFERENCE = {"gan": {"test/fid": "test/fid_real_floor", "test/spectral_fd": "test/spectral_fd_real_floor",
+                     "test/checkerboard_db": "test/checkerboard_db_ref", "test/checkerboard_db_vs_ref": None}}
+REFERENCE_NAME = "real (reference)"
 CHART_METRICS = ["test/miou", "test/fid", "test/checkerboard_db", "test/checkerboard_db_vs_ref"]
 QUALITY = ["test/miou", "test/fid"]  # the y axis of the quality-vs-cost scatter, first one present
 COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params_total", "params (total)"),
@@ -426,6 +431,36 @@ class Section:
     def group(self, upsampler: str) -> Group | None:
         return next((g for g in self.groups if g.upsampler == upsampler), None)
 
+    def reference(self) -> dict[str, dict[str, float]]:
+        """The reference row: headline metric -> describe() of its real-image counterpart over the ok runs
+        (``REFERENCE``; a difference to real reads 0 on real); {} when no run has one."""
+        ok = [r for g in self.groups for r in g.ok_runs]
+        out = {}
+        for m, ref in REFERENCE.get(self.task, {}).items():
+            if m in self.headline and ref is not None:
+                d = describe(_finite(r.metrics.get(ref) for r in ok))
+                if d["n"]:
+                    out[m] = d
+        if out and "test/checkerboard_db_vs_ref" in self.headline and "test/checkerboard_db" in out:
+            out["test/checkerboard_db_vs_ref"] = {**out["test/checkerboard_db"], "mean": 0.0, "std": 0.0}
+        return out
+
+    def reference_cells(self, decimals: dict[str, int]) -> list[tuple[str, float | None]]:
+        """(text, value) per summary column after the upsampler name: the mean (± std when the runs disagree)."""
+        ref = self.reference()
+        cells: list[tuple[str, float | None]] = [("–", None), ("–", None)]
+        for m in self.headline:
+            d = ref.get(m)
+            if d is None:
+                cells.append(("–", None))
+                continue
+            text = fmt(d["mean"], decimals.get(m))
+            if math.isfinite(d["std"]) and d["std"] > 0:
+                text += f" ± {fmt(d['std'], decimals.get(m))}"
+            cells.append((text, d["mean"]))
+        cells += [("–", None) for key, _ in COST_COLUMNS if key in self.metrics]
+        return cells
+
 
 @dataclass
 class Comparison:
@@ -621,6 +656,17 @@ def summary_header(section: Section) -> list[str]:
             *[name for key, name in COST_COLUMNS if key in section.metrics]]
 
 
+REFERENCE_NOTE = ("the same metrics on real images, by the same code: FID and spectral FD of as many real images "
+                  "as generated ones, from outside the reference set (the real-vs-real floor no generator can beat "
+                  "at this n), and the checkerboard score of the real reference images (results.json "
+                  "protocol.real_floor).")
+
+
+def _section_decimals(cmp: Comparison, section: Section) -> dict[str, int]:
+    return {r["metric"]: r["decimals"] for r in cmp.rows if (r["task"], r["data"], r["variant"]) ==
+            (section.task, section.data, section.variant) and "decimals" in r}
+
+
 def summary_cells(cmp: Comparison, section: Section, g: Group) -> list[str]:
     cells = [g.upsampler, str(g.n_ok), str(g.n_failed)]
     cells += [fmt_mean_std(cmp.row(section, g.upsampler, m)) for m in section.headline]
@@ -642,8 +688,13 @@ def render_markdown(cmp: Comparison) -> str:
              "Cells are mean ± sample std over seeds; 95% CIs use Student's t.", ""]
     for s in cmp.sections:
         lines += [f"## {_md(s.title)}", ""]
-        lines += _md_table(summary_header(s), [summary_cells(cmp, s, g) for g in s.groups])
+        body = [summary_cells(cmp, s, g) for g in s.groups]
+        if s.reference():
+            body.append([REFERENCE_NAME, *[t for t, _ in s.reference_cells(_section_decimals(cmp, s))]])
+        lines += _md_table(summary_header(s), body)
         lines.append("")
+        if s.reference():
+            lines += [f"{REFERENCE_NAME}: {_md(REFERENCE_NOTE)}", ""]
         if s.headline and any(g.n_ok >= 2 for g in s.groups):
             lines += ["95% confidence interval of the mean over seeds:", ""]
             lines += _md_table(["upsampler", *[label(m) for m in s.headline]],
@@ -871,6 +922,7 @@ th,td{border:1px solid #d0d7de;padding:4px 9px;text-align:right;vertical-align:t
 th{background:#f0f3f6;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}
 th.sorted-desc::after{content:" ▼"}td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#f8fafc}tr.baseline td{background:#fff8c5}
+tr.reference td{font-style:italic;background:#eef6ee}
 td.sig{font-weight:600}td.better{color:#0a6e2a}td.worse{color:#a40e26}td.bad,tr.failed td{color:#a40e26}
 td.text{text-align:left;max-width:560px;overflow-wrap:anywhere;white-space:normal}
 img{max-width:100%;border:1px solid #e4e8ec;background:#fff}
@@ -975,9 +1027,14 @@ def _section_html(cmp: Comparison, s: Section) -> str:
             cells.append(_td(fmt_mean_std(row), row["mean"] if row else None))
         cls = "baseline" if g is base else ("failed" if not g.n_ok else "")
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    if s.reference():
+        cells = [_td(REFERENCE_NAME)] + [_td(t, v) for t, v in s.reference_cells(_section_decimals(cmp, s))]
+        rows.append('<tr class="reference">' + "".join(cells) + "</tr>")
     parts.append("<h3>Summary</h3>")
     parts.append('<p class="note">mean ± sample std over seeds (n ok). Click a column header to sort.</p>')
     parts.append(_html_table(summary_header(s), rows))
+    if s.reference():
+        parts.append(f'<p class="note">{_e(REFERENCE_NAME)}: {_e(REFERENCE_NOTE)}</p>')
     if s.headline and any(g.n_ok >= 2 for g in s.groups):
         rows = []
         for g in s.groups:

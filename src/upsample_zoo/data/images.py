@@ -124,6 +124,9 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def subset(self, indices: np.ndarray) -> ImageFileDataset:
+        return ImageFileDataset([self.files[int(i)] for i in indices], self.image_size, self.base)
+
     def load_uint8(self, i: int) -> torch.Tensor:
         return self.geometry(load_image(self.files[i]))
 
@@ -154,6 +157,11 @@ class ArrayImageDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def subset(self, indices: np.ndarray) -> ArrayImageDataset:
+        ds = ArrayImageDataset.__new__(ArrayImageDataset)
+        ds.__dict__.update(self.__dict__, indices=self.indices[np.asarray(indices, dtype=np.int64)])
+        return ds
 
     def load_uint8(self, i: int) -> torch.Tensor:
         return self.geometry(self.data[int(self.indices[i])].contiguous())
@@ -248,6 +256,19 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
         if n == 0:
             return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
         return torch.stack([self.ref_set.load_uint8(i) for i in range(n)])
+
+    def _ref_pool(self) -> tuple[Dataset, np.ndarray]:  # pragma: no cover - abstract
+        """The whole reference split as a dataset, and the indices into it of the reference set."""
+        raise NotImplementedError
+
+    def floor_set(self, n: int) -> Dataset:
+        """Up to ``n`` real images of the reference split that are not in the reference set: a seeded subset
+        of the rest of that split (``subset_seed + 1``). Scored against the reference statistics like a
+        generator's samples, they give the real-vs-real FID floor at that n. Empty when nothing is left."""
+        self.setup()
+        pool, taken = self._ref_pool()
+        rest = np.setdiff1d(np.arange(len(pool)), taken)
+        return pool.subset(rest[seeded_subset(len(rest), n, self.subset_seed + 1)])
 
     def describe(self) -> dict:
         """What this run used, for results.json and for keying cached reference statistics."""
@@ -358,10 +379,15 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
             if not ref_files:
                 raise DataError(f"no images found in the test folder {test_dir} (data.ref_split=test)")
         ref = self._select(ref_files, self.max_ref_images)
+        position = {f: i for i, f in enumerate(ref_files)}
+        self._ref_files, self._ref_taken = ref_files, np.array(sorted(position[f] for f in ref), dtype=np.int64)
         if not train:
             raise DataError(f"every image under data.root={self.root} is corrupt; nothing left to train on")
         self.train_set = ImageFileDataset(train, self.image_size, base)
         self.ref_set = ImageFileDataset(ref, self.image_size, base)
+
+    def _ref_pool(self) -> tuple[Dataset, np.ndarray]:
+        return ImageFileDataset(self._ref_files, self.image_size, Path(self.root)), self._ref_taken
 
     def describe(self) -> dict:
         return {**super().describe(), "train_dir": str(self.train_dir) if self.train_dir else None,
@@ -411,5 +437,9 @@ class CIFAR10DataModule(_UnlabelledImageDataModule):
         keep = seeded_subset(len(train.data), self.max_images, self.subset_seed)
         self.train_set = ArrayImageDataset(train.data, keep, self.image_size, "cifar10/train")
         ref = train if self.ref_split == "train" else open_cifar10(self.root, train=False, download=False)
-        keep = seeded_subset(len(ref.data), self.max_ref_images, self.subset_seed)
-        self.ref_set = ArrayImageDataset(ref.data, keep, self.image_size, f"cifar10/{self.ref_split}")
+        self._ref_pool_set = ArrayImageDataset(ref.data, np.arange(len(ref.data)), self.image_size,
+                                               f"cifar10/{self.ref_split}")
+        self.ref_set = self._ref_pool_set.subset(seeded_subset(len(ref.data), self.max_ref_images, self.subset_seed))
+
+    def _ref_pool(self) -> tuple[Dataset, np.ndarray]:
+        return self._ref_pool_set, self.ref_set.indices

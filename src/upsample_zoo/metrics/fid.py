@@ -511,6 +511,16 @@ def load_or_compute_real_stats(metric: FrechetInceptionDistance, cache_dir: str 
     miss and yields uint8 (B, 3, H, W) batches; the first n_real images are used. Concurrent callers wait
     on a file lock, so one job computes and the others load.
     """
+    stats = cached_real_stats(metric, cache_dir, key_parts, real_batches)
+    set_real_stats(metric, stats.mu, stats.sigma, stats.n)
+    return stats
+
+
+def cached_real_stats(metric: FrechetInceptionDistance, cache_dir: str | os.PathLike, key_parts: dict,
+                      real_batches: Callable[[], Iterable[torch.Tensor]]) -> RealStats:
+    """The Inception statistics of a real image set, from the cache or computed once (as in
+    ``load_or_compute_real_stats``). A computation goes through the metric's real states, so they hold these
+    images afterwards: call ``set_real_stats`` to put the reference back."""
     key = stats_key(metric, key_parts)
     path = stats_path(cache_dir, key)
     stats = _read_stats(path, key) if path.exists() else None
@@ -526,5 +536,4 @@ def load_or_compute_real_stats(metric: FrechetInceptionDistance, cache_dir: str 
                 atomic_write_bytes(path, buf.getvalue())
                 log.info("FID real statistics: %d images in %.1f s -> %s", n, time.perf_counter() - t0, path)
                 stats = RealStats(mu, sigma, n, path, cached=False)
-    set_real_stats(metric, stats.mu, stats.sigma, stats.n)
     return stats

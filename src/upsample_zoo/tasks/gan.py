@@ -279,6 +279,7 @@ class GANTask(L.LightningModule):
         stats = self._eval_tools["real_stats"]
         self._eval_tools["protocol"] = {"n_real": int(stats.n), "n_fake": n_fake}
         self._log_spectral_fd(fake)
+        self._log_real_floor(n_fake)
         if self.sample_dir is not None and self.global_rank == 0:
             grid = save_image_grid(fake[:64], self.sample_dir / "samples.png")
             log_image(self.loggers, "test/samples", grid)
@@ -309,6 +310,32 @@ class GANTask(L.LightningModule):
             self.log("test/spectral_fd", float(metric.compute()))
             self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
 
+    def _log_real_floor(self, n: int) -> None:
+        """The floors that no generator can beat at this n, by the same code as the generator's scores:
+        ``test/fid_real_floor`` and ``test/spectral_fd_real_floor`` score n real images of the reference split
+        that are not in the reference set (``floor_set``) exactly as the n generated ones are scored. Their
+        Inception statistics are cached like the reference's, so a sweep computes them once."""
+        from upsample_zoo.metrics.fid import cached_real_stats, frechet_distance, set_real_stats
+        from upsample_zoo.metrics.spectral import SpectralFD
+
+        dm = self._datamodule()
+        floor = dm.floor_set(n) if hasattr(dm, "floor_set") else []
+        if len(floor) < 2:
+            return
+        real = torch.stack([floor.load_uint8(i) for i in range(len(floor))])
+        info, ref = dm.describe(), self._eval_tools["real_stats"]
+        key = {"dataset": info["name"], "split": f"{info['ref_split']}-floor", "n_real": len(floor),
+               "resolution": int(real.shape[-1]), "fingerprint": floor.fingerprint()}
+        metric = self._fid_metric()
+        stats = cached_real_stats(metric, self.hparams.cache_dir or ".cache", key, lambda: real.split(100))
+        set_real_stats(metric, ref.mu, ref.sigma, ref.n)  # a computation went through the real states
+        self.log("test/fid_real_floor", frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
+        spectral = SpectralFD().to(self.device)
+        spectral.update(rank_share(dm.reference_images(limit=self.hparams.num_real)).to(self.device), real=True)
+        spectral.update(rank_share(real).to(self.device), real=False)
+        self.log("test/spectral_fd_real_floor", float(spectral.compute()))
+        self._eval_tools["protocol"]["n_floor"] = len(floor)
+
     def sampling_protocol(self) -> str:
         h = self.hparams
         return {
@@ -332,16 +359,20 @@ class GANTask(L.LightningModule):
         if not p:
             return {}
         weights = self._fid_metric().fid_weights
-        return {
+        out = {
             "fid": fid_protocol(p["n_real"], p["n_fake"], self._eval_tools.get("ref_split", "train"), weights.label),
             "fid_weights": {"source": weights.source, "digest": weights.digest},
             "samples": self.sampling_protocol(),
             "checkerboard": "upsample_zoo.metrics.spectral, scale 8 (3 x2 stages), generated uint8 samples vs "
             "real reference images of the same size",
-            # -- issue 9 --
             "spectral_fd": "upsample_zoo.metrics.spectral.SpectralFD: Frechet distance between Gaussian fits of the "
             "per-image spectral shape features (log azimuthal spectrum, rings 1..S/2 + corner ring, minus its mean; "
             "log contrast of the 3 Nyquist bins and the max over the period-4 and period-8 aliasing bins vs their "
             f"rings; channel-averaged, Hann window) of n_fake={p['n_fake']} generated vs "
             f"n_real={p.get('n_real_spectral', 0)} real reference images",
         }
+        if p.get("n_floor"):
+            out["real_floor"] = (f"test/fid_real_floor and test/spectral_fd_real_floor: n={p['n_floor']} real images "
+                                 f"of the reference split outside the reference set, scored like the generated "
+                                 f"ones; test/checkerboard_db_ref: the checkerboard score of the reference images")
+        return out
