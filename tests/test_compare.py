@@ -208,6 +208,30 @@ def test_gan_report_with_spectra_and_reference_difference(tmp_path):
     assert "FID" in written["md"].read_text()
 
 
+def test_gan_report_has_the_real_reference_row(tmp_path):
+    """The reference row reads the runs' real-image metrics (floor FID and spectral FD, real checkerboard),
+    0 for the difference to real, and a spread only when the runs disagree; without them there is no row."""
+    root = tmp_path / "gan"
+    for up, s in itertools.product(["bilinear", "tconv"], [0, 1, 2]):
+        write_run(root, f"{up}{s}", upsampler=up, seed=s, task="gan", data="image_folder",
+                  metrics={"test/fid": 200.0 + s, "test/spectral_fd": 9.0 + s, "test/checkerboard_db": 3.0 + s,
+                           "test/checkerboard_db_ref": -7.25, "test/fid_real_floor": 12.5 if s else 14.5,
+                           "test/spectral_fd_real_floor": 0.75})
+    written = compare([root], out=tmp_path / "out")
+    row = next(line for line in written["md"].read_text().splitlines() if line.startswith("| real (reference)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # upsampler, n ok, n failed, FID, spectral FD, checkerboard dB, checkerboard dB − real, then 4 cost columns
+    mean, sd = np.mean([14.5, 12.5, 12.5] * 2), np.std([14.5, 12.5, 12.5] * 2, ddof=1)
+    # each column keeps its own number format: FID ~200 -> 1 decimal, spectral FD ~10 -> 2, checkerboard ~4 -> 3, its difference to real ~11 -> 2
+    assert cells[3] == f"{mean:.1f} ± {sd:.1f}"
+    assert cells[4:7] == ["0.75", "-7.250", "0.00"] and cells[7:] == ["–"] * 4
+    assert "real-vs-real floor" in written["md"].read_text()
+    assert '<tr class="reference">' in written["html"].read_text()
+    plain = tmp_path / "plain"
+    write_run(plain, "b0", upsampler="bilinear", seed=0, task="gan", data="image_folder", metrics={"test/fid": 1.0})
+    assert "real (reference)" not in compare([plain], out=tmp_path / "out2")["md"].read_text()
+
+
 def test_every_string_is_html_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     img = '<img src=x onerror="alert(2)">'
