@@ -222,7 +222,8 @@ def test_gan_report_has_the_real_reference_row(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     # upsampler, n ok, n failed, FID, spectral FD, checkerboard dB, checkerboard dB − real, then 4 cost columns
     mean, sd = np.mean([14.5, 12.5, 12.5] * 2), np.std([14.5, 12.5, 12.5] * 2, ddof=1)
-    # each column keeps its own number format: FID ~200 -> 1 decimal, spectral FD ~10 -> 2, checkerboard ~4 -> 3, its difference to real ~11 -> 2
+    # each column keeps its own number format: FID ~200 -> 1 decimal, spectral FD ~10 -> 2,
+    # checkerboard ~4 -> 3, its difference to real ~11 -> 2
     assert cells[3] == f"{mean:.1f} ± {sd:.1f}"
     assert cells[4:7] == ["0.75", "-7.250", "0.00"] and cells[7:] == ["–"] * 4
     assert "real-vs-real floor" in written["md"].read_text()
