@@ -15,11 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from upsample_zoo.train import CONFIG_DIR, run
-from upsample_zoo.zoo import list_upsamplers
+from upsample_zoo.zoo import list_upsamplers, upsampler_factory
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 ZOO = list_upsamplers()  # configs/upsampler/*.yaml: a name added there is tested everywhere
+# guided operators (FADE, SAPA) need a high-resolution guide: the U-Net has one (its skips), the DCGAN none
+GUIDED = [n for n in ZOO if getattr(upsampler_factory(n).func, "requires_guide", False)]
+UNGUIDED = [n for n in ZOO if n not in GUIDED]
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,19 @@ def test_upsampler_rows_count_what_the_zoo_does():
         assert r["peak_ratio"] == pytest.approx(r["gflops_per_s"] / 100.0)
 
 
+def test_guided_upsampler_rows_get_a_guide():
+    """FADE and SAPA read a skip-sized guide in row 1 (without one they would be an error row)."""
+    from upsample_zoo.zoo import create_upsampler
+
+    s = dataclasses.replace(bench.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
+    rows = bench.bench_upsamplers(s, torch.device("cpu"), peak=100.0, only=["fade", "sapa_i"])["rows"]
+    for name in ("fade", "sapa_i"):
+        assert "error" not in rows[name], rows[name]
+        assert rows[name]["output"] == [1, 4, 16, 16]
+        assert rows[name]["params"] == create_upsampler(name, 8, 4).num_parameters()
+        assert rows[name]["flops_fwd_bwd"] > rows[name]["flops_fwd"] > 0
+
+
 def test_every_upsampler_config_is_benched():
     names = set(bench.load_upsampler_configs())
     assert {"tconv", "bilinear", "pixel_shuffle"} <= names

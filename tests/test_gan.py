@@ -11,13 +11,13 @@ import torch
 from upsample_zoo.models.dcgan import DCGAN, Discriminator
 from upsample_zoo.train import build_model
 
-from .conftest import SHARED_DATA, ZOO, compose_cfg, run_cli, run_in_process
+from .conftest import GUIDED, SHARED_DATA, UNGUIDED, compose_cfg, run_cli, run_in_process
 from .test_data_images import extract_subset
 
 GAN_SMOKE = ["task=gan", "debug=smoke"]
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", UNGUIDED)
 def test_dcgan_shapes_for_every_upsampler(zoo_root, tmp_path, name):
     cfg = compose_cfg([*GAN_SMOKE, f"upsampler={name}", "model.ngf=8", "model.ndf=8"], tmp_path)
     model: DCGAN = build_model(cfg)
@@ -28,7 +28,7 @@ def test_dcgan_shapes_for_every_upsampler(zoo_root, tmp_path, name):
     assert len(model.generator.stages) == 3 and model.z_dim == 128
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", UNGUIDED)
 def test_gan_smoke_every_upsampler(zoo_root, tmp_path, name):
     res = run_in_process([*GAN_SMOKE, f"upsampler={name}"], tmp_path)
     assert res["status"] == "ok", res.get("error")
@@ -64,6 +64,35 @@ def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_r
     assert m["test/fid_real_floor"] == pytest.approx(compute_fid(ref, real, cache_dir=zoo_root / ".cache"), rel=1e-4)
     assert m["test/spectral_fd_real_floor"] == pytest.approx(spectral_fd(ref, real), rel=1e-4)
     assert "n=16 real images" in res["protocol"]["real_floor"]
+
+
+def test_guided_upsampler_in_the_gan_stops_at_build_with_one_line(zoo_root, tmp_path):
+    """The DCGAN has no skip to guide FADE or SAPA: one line naming the operator and the task, before data."""
+    assert set(GUIDED) >= {"fade", "fade_lite", "sapa", "sapa_i"}
+    proc = run_cli([*GAN_SMOKE, "upsampler=fade", f"hydra.run.dir={tmp_path / 'run'}"], zoo_root)
+    assert proc.returncode != 0
+    err = [line for line in proc.stderr.splitlines() if "needs a guide" in line]
+    assert len(err) == 1 and "FADE" in err[0] and "DCGAN" in err[0] and "task=segmentation" in err[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_last_stage_override_builds_mixes_and_names_the_run(zoo_root, tmp_path):
+    """upsampler=tconv model.stage_upsamplers={last:bilinear}: the generator's last stage is bilinear, the rest
+    tconv, and the run is called tconv+last:bilinear; {all:bilinear} is initialised exactly as plain bilinear."""
+    from upsample_zoo.upsamplers import InterpConv, TransposedConv
+
+    res = run_in_process([*GAN_SMOKE, "upsampler=tconv", "model.stage_upsamplers={last:bilinear}"], tmp_path)
+    assert res["status"] == "ok" and res["upsampler"] == "tconv+last:bilinear"
+    model = build_model(compose_cfg([*GAN_SMOKE, "upsampler=tconv", "model.stage_upsamplers={last:bilinear}"],
+                                    tmp_path))
+    assert [type(u) for u in model.generator.upsampler_modules()] == [TransposedConv, TransposedConv, InterpConv]
+    torch.manual_seed(0)
+    mixed = build_model(compose_cfg([*GAN_SMOKE, "upsampler=tconv", "model.stage_upsamplers={all:bilinear}"],
+                                    tmp_path))
+    torch.manual_seed(0)
+    plain = build_model(compose_cfg([*GAN_SMOKE, "upsampler=bilinear"], tmp_path))
+    a, b = mixed.state_dict(), plain.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_divergence_stops_with_one_line_and_keeps_last_good_checkpoint(zoo_root, tmp_path, monkeypatch):

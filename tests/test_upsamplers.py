@@ -27,6 +27,18 @@ def _zoo(tmp_path, name: str, scale: int = 2, cin: int = 8, cout: int = 4) -> Up
     return instantiate(cfg.upsampler)(cin, cout)
 
 
+def call(up: Upsampler, x: torch.Tensor, output_size=None) -> torch.Tensor:
+    """up(x, output_size), with a guide for a guided operator: one fixed random high-resolution feature per
+    input shape, cropped to the output size (so a larger output only adds guide rows at the bottom/right)."""
+    if not up.requires_guide:
+        return up(x) if output_size is None else up(x, output_size=output_size)
+    h, w = output_size or up.natural_size(x)
+    s = up.scale
+    big = torch.randn(x.shape[0], up.guide_channels, s * x.shape[-2] + 2 * s, s * x.shape[-1] + 2 * s,
+                      generator=torch.Generator().manual_seed(7))
+    return up(x, output_size=(h, w), guide=big[..., :h, :w])
+
+
 # ---- formulas ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("k,s,p,d", [(k, s, p, d) for k in (1, 2, 3, 5) for s in (1, 2, 3) for p in (0, 1, 2)
@@ -120,17 +132,17 @@ def test_contract_shapes_odd_sizes(tmp_path, name, scale):
     up = _zoo(tmp_path, name, scale=scale)
     for h, w in [(5, 7), (8, 8), (1, 3)]:
         x = torch.randn(2, 8, h, w)
-        assert up(x).shape == (2, 4, h * scale, w * scale)
+        assert call(up, x).shape == (2, 4, h * scale, w * scale)
         for target in [(h * scale - 1, w * scale - 1), (h * scale + 1, w * scale), (h * scale, w * scale - 1)]:
             if min(target) > 0:
-                assert up(x, output_size=target).shape == (2, 4, *target)
+                assert call(up, x, output_size=target).shape == (2, 4, *target)
 
 
 @pytest.mark.parametrize("name", ZOO)
 def test_gradients_flow_and_params_reported(tmp_path, name):
     up = _zoo(tmp_path, name, cin=64, cout=32)
     x = torch.randn(2, 64, 5, 5, requires_grad=True)
-    up(x, output_size=(9, 11)).square().mean().backward()
+    call(up, x, output_size=(9, 11)).square().mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in up.parameters())
     n = sum(p.numel() for p in up.parameters())
@@ -148,6 +160,14 @@ def test_param_counts_by_hand(tmp_path):
         # offset 1x1 64->2*4 groups*2^2, 1x1 64->32 (init_pos is a buffer)
         "dysample": (64 * 32 + 32) + (64 * 32 + 32),
         "bilinear_additive": 32 * 32 * 9 + 32,  # parameter-free, then the 3x3 conv 32->32
+        # guide compressor 1x1 32->64 (bias), decoder compressor 1x1 64->64 (no bias), shared content conv
+        # 3x3 64->25, gate 1x1 64->1, width conv 1x1 64->32
+        "fade": (32 * 64 + 64) + 64 * 64 + (64 * 25 * 9 + 25) + (64 + 1) + (64 * 32 + 32),
+        # lite: compressors to 25 channels, depthwise 3x3 on 25
+        "fade_lite": (32 * 25 + 25) + 64 * 25 + (25 * 9 + 25) + (64 + 1) + (64 * 32 + 32),
+        # LayerNorms (32 and 64 wide, weight + bias), q 1x1 32->32, k 1x1 64->32, width conv 64->32
+        "sapa": 2 * 32 + 2 * 64 + (32 * 32 + 32) + (64 * 32 + 32) + (64 * 32 + 32),
+        "sapa_i": 64 * 32 + 32,  # identity projections: only the width conv, as bilinear
     }
     assert set(want) == set(ZOO)
     for name, n in want.items():
@@ -175,9 +195,9 @@ def test_alignment_odd_output_size_extends_the_exact_upsampling(tmp_path, name, 
             p.add_(0.1 * torch.randn_like(p))
     x = torch.randn(2, 8, 6, 5)
     h, w = scale * 6, scale * 5
-    want = up(x)
+    want = call(up, x)
     for r in range(1, scale):
-        got = up(x, output_size=(h + r, w + r))
+        got = call(up, x, output_size=(h + r, w + r))
         assert got.shape[-2:] == (h + r, w + r)
         assert torch.allclose(got[..., :h, :w], want, atol=1e-6), (name, scale, r)
         # the added rows/columns replicate the last exact one (fit_to_size), the same for every operator

@@ -167,11 +167,15 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def forward_backward(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor | None = None) -> None:
-    """One forward+backward as inside a network: gradients for the weights and for the input."""
+def forward_backward(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor | None = None,
+                     guide: torch.Tensor | None = None) -> None:
+    """One forward+backward as inside a network: gradients for the weights and for the input (and for the
+    guide of a guided operator, as for a U-Net skip)."""
     module.zero_grad(set_to_none=True)
     x.grad = None
-    y = module(x)
+    if guide is not None:
+        guide.grad = None
+    y = module(x) if guide is None else module(x, guide=guide)
     y.backward(torch.ones_like(y) if grad is None else grad)
 
 
@@ -544,12 +548,18 @@ def bench_upsamplers(s: Settings, device: torch.device, peak: float, only: Seque
         try:
             torch.manual_seed(0)
             up = instantiate(cfg)(cin, cout).to(device)
+            # a guided operator (FADE, SAPA) also reads a skip-like guide: (batch, cout, scale * side, ...)
+            guide = None
+            if getattr(up, "requires_guide", False):
+                side = up.scale * s.up_side
+                guide = torch.randn(s.up_batch, cout, side, side, generator=g).to(device).requires_grad_(True)
+            kw = {} if guide is None else {"guide": guide}
             with torch.no_grad():
-                out_shape = tuple(up(x).shape)
+                out_shape = tuple(up(x, **kw).shape)
             grad = torch.randn(out_shape, generator=g).to(device)
-            flops = count_flops(lambda up=up, grad=grad: forward_backward(up, x, grad))
-            fwd_flops = count_flops(lambda up=up: up(x.detach()))
-            times = summarize(time_calls(lambda up=up, grad=grad: forward_backward(up, x, grad),
+            flops = count_flops(lambda up=up, grad=grad, guide=guide: forward_backward(up, x, grad, guide))
+            fwd_flops = count_flops(lambda up=up, kw=kw: up(x.detach(), **kw))
+            times = summarize(time_calls(lambda up=up, grad=grad, guide=guide: forward_backward(up, x, grad, guide),
                                          s.repeats, s.warmup, device))
             gflops = flops / times["median"] / 1e9
             rows[name] = {"params": sum(p.numel() for p in up.parameters()), "output": list(out_shape),

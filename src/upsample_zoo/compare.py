@@ -76,7 +76,8 @@ LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID",
           "cost/train_img_per_s": "train img/s", "cost/wall_s": "wall s"}
 FIGURES = ["predictions.png", "samples.png", "grid_error.png"]
 SPECTRUM_FIGURE = "spectrum_azimuthal.png"
-IGNORED_OVERRIDE_KEYS = {"upsampler", "seed", "tags", "ckpt_path", "resume"}
+# not variants: the upsampler and its per-stage operators are in the run's name (tconv+last:bilinear)
+IGNORED_OVERRIDE_KEYS = {"upsampler", "model.stage_upsamplers", "seed", "tags", "ckpt_path", "resume"}
 IGNORED_OVERRIDE_PREFIXES = ("hydra.", "hydra/", "paths.")
 
 

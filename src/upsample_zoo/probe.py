@@ -10,6 +10,10 @@ init and over several seeds, in two settings:
   decoder sees post-ReLU features (or images), whose mean is what a tconv turns into a checkerboard.
   With zero-mean Gaussian inputs and wide layers the same operators read about 8 dB lower.
 
+Guided operators (FADE, SAPA) also get a guide, as a U-Net's skip would give them: in the layer setting a
+1/f image set of the output size (another seed), in the decoder a uniform [0, 1) noise feature of each
+stage's output size and width (seeded like the input). Unguided operators never see it.
+
 Outputs are standardised per channel to the 1/f images' mean and std, then quantised to 8 bits (the
 score is about the pattern relative to the content, not the arbitrary scale of a random-init layer).
 Writes probe.md, probe.json and probe.png (bar chart) into ``--out``.
@@ -66,7 +70,8 @@ def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequenc
             if "scale" in cfg:
                 cfg.scale = scale
             factory = instantiate(cfg)
-            y = factory(3, 3)(torch.zeros(1, 3, 8, 8))
+            up = factory(3, 3)
+            y = up(torch.zeros(1, 3, 8, 8), **_guide_kwargs(up, torch.zeros(1, 3, 8 * scale, 8 * scale)))
             if tuple(y.shape[-2:]) != (8 * scale, 8 * scale):
                 raise ValueError(f"8x8 -> {tuple(y.shape[-2:])}, not x{scale}")
             Decoder(factory)  # the 3-8-8-3 decoder must build too (channel constraints: groups, multiples)
@@ -83,16 +88,26 @@ def to_uint8(y: torch.Tensor, std: float = IMAGE_STD) -> torch.Tensor:
     return (0.5 + std * y).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
-class Decoder(nn.Sequential):
-    """Three upsampling stages with ReLU between them, at PyTorch's default init."""
+def _guide_kwargs(up: nn.Module, guide: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"guide": guide}`` for a guided operator, ``{}`` for the others."""
+    return {"guide": guide} if getattr(up, "requires_guide", False) else {}
+
+
+class Decoder(nn.Module):
+    """Three upsampling stages with ReLU between them, at PyTorch's default init. ``guides`` (one per stage,
+    at its output size and width) reach the guided operators only."""
 
     def __init__(self, factory: UpsamplerFactory, widths: Sequence[int] = DECODER_WIDTHS) -> None:
-        mods: list[nn.Module] = []
-        for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
-            mods.append(factory(cin, cout))
-            if i < len(widths) - 2:
-                mods.append(nn.ReLU())
-        super().__init__(*mods)
+        super().__init__()
+        self.widths = tuple(widths)
+        self.stages = nn.ModuleList(factory(cin, cout) for cin, cout in itertools.pairwise(widths))
+
+    def forward(self, x: torch.Tensor, guides: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        for i, up in enumerate(self.stages):
+            x = up(x, **(_guide_kwargs(up, guides[i]) if guides is not None else {}))
+            if i < len(self.stages) - 1:
+                x = torch.relu(x)
+        return x
 
 
 @torch.no_grad()
@@ -104,7 +119,8 @@ def probe_layer(factory: UpsamplerFactory | None, seed: int, batch: int, size: i
     torch.manual_seed(seed)
     layer = factory(3, 3)
     x = one_over_f_images(batch, 3, size, seed=10_000 + seed).float() / 255
-    return checkerboard_score(to_uint8(layer(x)), scale)
+    guide = one_over_f_images(batch, 3, size * scale, seed=30_000 + seed).float() / 255
+    return checkerboard_score(to_uint8(layer(x, **_guide_kwargs(layer, guide))), scale)
 
 
 @torch.no_grad()
@@ -115,7 +131,8 @@ def probe_decoder(factory: UpsamplerFactory | None, seed: int, batch: int) -> di
     torch.manual_seed(seed)
     decoder = Decoder(factory)
     z = torch.rand(batch, DECODER_WIDTHS[0], 4, 4)
-    return checkerboard_score(to_uint8(decoder(z)), 8)
+    guides = [torch.rand(batch, c, 4 * 2 ** (i + 1), 4 * 2 ** (i + 1)) for i, c in enumerate(DECODER_WIDTHS[1:])]
+    return checkerboard_score(to_uint8(decoder(z, guides)), 8)
 
 
 @dataclass

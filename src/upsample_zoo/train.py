@@ -103,6 +103,8 @@ def build_model(cfg: DictConfig):
     plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
     from hydra.utils import instantiate
 
+    from upsample_zoo.zoo import upsampler_factory
+
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     compile_model = bool(model_cfg.pop("compile", False))
     try:
@@ -113,7 +115,16 @@ def build_model(cfg: DictConfig):
             raise cause from exc
         raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
                           f"{type(cause).__name__}: {' '.join(str(cause).split())}") from exc
-    model = instantiate(model_cfg, upsampler=factory)
+    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale
+    stages = model_cfg.pop("stage_upsamplers", None) or {}
+    scale = cfg.upsampler.get("scale", 2)
+    stage_factories = {k: upsampler_factory(str(v), scale=scale) for k, v in stages.items()}
+    try:
+        model = instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stage_factories} if stages else {}))
+    except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from exc
+        raise
     if compile_model:
         # tasks call the GAN's generator/discriminator directly, never DCGAN.forward: compile those
         parts = [getattr(model, n) for n in ("generator", "discriminator") if hasattr(model, n)]

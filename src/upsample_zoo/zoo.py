@@ -36,16 +36,20 @@ def list_upsamplers(config_root: str | Path | None = None) -> list[str]:
     return sorted(p.stem for p in (root / "upsampler").glob("*.yaml") if p.stem != CUSTOM)
 
 
-def upsampler_name(choice: str, target: str) -> str:
+def upsampler_name(choice: str, target: str, stages: Any = None) -> str:
     """The name a run goes by (results.json, run dir, wandb, report rows): the config's name, unless the
     operator is not that config's class (``upsampler=custom upsampler._target_=mypkg.MyUp``, or a zoo name
-    whose ``_target_`` was overridden): then its dotted class path."""
+    whose ``_target_`` was overridden): then its dotted class path. Per-stage operators
+    (``model.stage_upsamplers``) follow it: ``tconv+last:bilinear``."""
+    from upsample_zoo.models.stages import stages_label
+
+    name = choice
     if choice == CUSTOM:
-        return target
-    path = config_dir() / "upsampler" / f"{choice}.yaml"
-    if path.is_file() and upsampler_config(choice).get("_target_") != target:
-        return target
-    return choice
+        name = target
+    elif (config_dir() / "upsampler" / f"{choice}.yaml").is_file() and \
+            upsampler_config(choice).get("_target_") != target:
+        name = target
+    return stages_label(name, stages)
 
 
 def register_resolvers() -> None:
@@ -100,9 +104,12 @@ def _label(obj: Any) -> str:
     return getattr(fn, "__qualname__", type(fn).__name__)
 
 
-@torch.no_grad()
-def _forward(up: nn.Module, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
-    return up(x) if output_size is None else up(x, output_size=output_size)
+def _forward(up: nn.Module, x: torch.Tensor, output_size: tuple[int, int] | None = None,
+             guide: torch.Tensor | None = None) -> torch.Tensor:
+    kwargs = {} if output_size is None else {"output_size": output_size}
+    if guide is not None:
+        kwargs["guide"] = guide[..., : output_size[0], : output_size[1]] if output_size else guide
+    return up(x, **kwargs)
 
 
 def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_channels: int | None = None,
@@ -117,6 +124,10 @@ def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_c
       ``up(x, output_size=(scale*H + r, scale*W + r))[..., :scale*H, :scale*W] == up(x)`` for 0 < r < scale;
     - gradients reach the input and every trainable parameter;
     - the output is finite.
+
+    A guided operator (``requires_guide``) gets a random guide at each output size (the same guide,
+    cropped), so the alignment rule reads ``up(x, size, guide=g)[..., :sH, :sW] == up(x, guide=g[..., :sH, :sW])``,
+    and the gradient must reach the guide as well.
 
     A module is checked on a copy, under a forked RNG: calling this changes no state and no random stream.
     """
@@ -151,8 +162,11 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
 
     h, w = 5, 7
     x = torch.randn(2, cin, h, w)
+    guided = bool(getattr(up, "requires_guide", False))
+    g = torch.randn(2, int(getattr(up, "guide_channels", cout)), s * h + s - 1, s * w + s - 1) if guided else None
     try:
-        y = _forward(up, x)
+        with torch.no_grad():
+            y = _forward(up, x, (s * h, s * w) if guided else None, g)
     except Exception as exc:
         raise fail(f"forward on {tuple(x.shape)} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     if tuple(y.shape) != (2, cout, s * h, s * w):
@@ -163,7 +177,8 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
     for r in sorted({1, s - 1}):
         size = (s * h + r, s * w + r)
         try:
-            z = _forward(up, x, size)
+            with torch.no_grad():
+                z = _forward(up, x, size, g)
         except Exception as exc:
             raise fail(f"forward(x, output_size={size}) raised {type(exc).__name__}: "
                        f"{' '.join(str(exc).split())}") from exc
@@ -175,9 +190,11 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
                        "upsample by exactly scale, then crop or pad (upsample_zoo.upsamplers.fit_to_size)")
     with torch.enable_grad():
         xg = x.clone().requires_grad_(True)
-        up(xg, output_size=(s * h + 1, s * w + 1)).square().mean().backward()
-    if xg.grad is None or not torch.isfinite(xg.grad).all() or xg.grad.abs().sum() == 0:
-        raise fail("no gradient reaches the input")
+        gg = g.clone().requires_grad_(True) if guided else None
+        _forward(up, xg, (s * h + 1, s * w + 1), gg).square().mean().backward()
+    for what, t in (("the input", xg), ("the guide", gg)):
+        if t is not None and (t.grad is None or not torch.isfinite(t.grad).all() or t.grad.abs().sum() == 0):
+            raise fail(f"no gradient reaches {what}")
     dead = [n for n, p in up.named_parameters() if p.requires_grad and p.grad is None]
     if dead:
         raise fail(f"no gradient reaches parameter(s) {', '.join(dead[:5])}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.models.stages import stage_factories
 from upsample_zoo.upsamplers.base import upsampler_modules
 
 UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
@@ -22,7 +24,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, to_rgb_kernel: int = 3,
-                 out_channels: int = 3) -> None:
+                 out_channels: int = 3, stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.widths = widths = [4 * ngf, 2 * ngf, ngf, ngf]
@@ -32,10 +34,17 @@ class Generator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         )
+        factories = stage_factories(upsampler, stage_upsamplers, len(widths) - 1)
         self.stages = nn.ModuleList(
-            nn.ModuleDict({"up": upsampler(cin, cout), "bn": nn.BatchNorm2d(cout)})
-            for cin, cout in zip(widths[:-1], widths[1:])
+            nn.ModuleDict({"up": factory(cin, cout), "bn": nn.BatchNorm2d(cout)})
+            for factory, cin, cout in zip(factories, widths[:-1], widths[1:])
         )
+        for stage in self.stages:
+            if getattr(stage["up"], "requires_guide", False):
+                raise ConfigError(
+                    f"upsampler {type(stage['up']).__name__} needs a guide (a high-resolution encoder feature, "
+                    "such as a U-Net skip) and the DCGAN generator has none: use it with task=segmentation"
+                )
         self.to_rgb = nn.Conv2d(widths[-1], out_channels, to_rgb_kernel, padding=to_rgb_kernel // 2)
 
     @property
@@ -96,7 +105,8 @@ def dcgan_init(module: nn.Module) -> None:
 
 class DCGAN(nn.Module):
     def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, ndf: int = 64,
-                 to_rgb_kernel: int = 3, image_size: int = 32) -> None:
+                 to_rgb_kernel: int = 3, image_size: int = 32,
+                 stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None) -> None:
         super().__init__()
         for name, value in (("z_dim", z_dim), ("ngf", ngf), ("ndf", ndf), ("to_rgb_kernel", to_rgb_kernel)):
             if int(value) <= 0:
@@ -105,7 +115,7 @@ class DCGAN(nn.Module):
             raise ConfigError(f"DCGAN: model.to_rgb_kernel must be odd (same padding), got {to_rgb_kernel}")
         if image_size != 32:
             raise ConfigError(f"DCGAN: model.image_size={image_size}; this generator makes 32x32 images (4->8->16->32)")
-        self.generator = Generator(upsampler, z_dim, ngf, to_rgb_kernel)
+        self.generator = Generator(upsampler, z_dim, ngf, to_rgb_kernel, stage_upsamplers=stage_upsamplers)
         self.discriminator = Discriminator(ndf)
         dcgan_init(self)
 

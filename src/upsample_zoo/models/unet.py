@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.models.stages import stage_factories
+from upsample_zoo.upsamplers.base import accepts_guide
 
 UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
@@ -25,16 +28,21 @@ class DoubleConv(nn.Sequential):
 
 
 class UpBlock(nn.Module):
-    """upsample(c_in -> c_out) to the skip's exact size, concatenate the skip, DoubleConv."""
+    """upsample(c_in -> c_out) to the skip's exact size, with the skip as its guide, concatenate the skip,
+    DoubleConv. (A user's module whose forward has no ``guide`` argument is called without it.)"""
 
     def __init__(self, in_channels: int, out_channels: int, upsampler: UpsamplerFactory) -> None:
         super().__init__()
         self.channels = (in_channels, out_channels)
         self.up = upsampler(in_channels, out_channels)
+        self.guided = accepts_guide(self.up)
         self.conv = DoubleConv(2 * out_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x, output_size=skip.shape[-2:])
+        if self.guided:
+            x = self.up(x, output_size=skip.shape[-2:], guide=skip)
+        else:
+            x = self.up(x, output_size=skip.shape[-2:])
         return self.conv(torch.cat([skip, x], dim=1))
 
 
@@ -48,6 +56,7 @@ class UNet(nn.Module):
         num_classes: int = 21,
         base_channels: int = 32,
         depth: int = 4,
+        stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
@@ -60,7 +69,9 @@ class UNet(nn.Module):
         self.stem = DoubleConv(in_channels, widths[0])
         self.down = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(UpBlock(widths[i + 1], widths[i], upsampler) for i in reversed(range(depth)))
+        # decoder stage j (0 = lowest resolution) upsamples widths[depth - j] -> widths[depth - j - 1]
+        factories = stage_factories(upsampler, stage_upsamplers, depth)
+        self.up = nn.ModuleList(UpBlock(widths[depth - j], widths[depth - j - 1], factories[j]) for j in range(depth))
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     @property

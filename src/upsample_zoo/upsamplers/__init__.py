@@ -6,6 +6,7 @@ from upsample_zoo.upsamplers.additive import BilinearAdditive
 from upsample_zoo.upsamplers.base import (
     SUPPORTED_SCALES,
     Upsampler,
+    accepts_guide,
     conv_output_size,
     fit_to_size,
     tconv_output_size,
@@ -15,8 +16,10 @@ from upsample_zoo.upsamplers.base import (
 )
 from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
 from upsample_zoo.upsamplers.dysample import DySample
+from upsample_zoo.upsamplers.fade import FADE
 from upsample_zoo.upsamplers.interp import InterpConv, ResizeConv
 from upsample_zoo.upsamplers.pixel_shuffle import PixelShuffleUp
+from upsample_zoo.upsamplers.sapa import SAPA
 from upsample_zoo.upsamplers.tconv import TransposedConv
 
 __all__ = [
@@ -24,11 +27,14 @@ __all__ = [
     "SUPPORTED_SCALES",
     "BilinearAdditive",
     "DySample",
+    "FADE",
     "InterpConv",
     "PixelShuffleUp",
     "ResizeConv",
+    "SAPA",
     "TransposedConv",
     "Upsampler",
+    "accepts_guide",
     "carafe_reassemble",
     "conv_output_size",
     "fit_to_size",

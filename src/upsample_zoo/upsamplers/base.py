@@ -1,8 +1,12 @@
 """The upsampler contract: the base class, the alignment rule (fit_to_size) and the size formulas.
 
 Contract (every class): ``__init__(in_channels, out_channels, scale=2, **options)`` and
-``forward(x, output_size=None)`` returning exactly ``(N, out_channels, H*scale, W*scale)``, or exactly
-``output_size`` when given. Models never ask which upsampler they hold.
+``forward(x, output_size=None, guide=None)`` returning exactly ``(N, out_channels, H*scale, W*scale)``, or
+exactly ``output_size`` when given. Models never ask which upsampler they hold.
+
+Guided operators (FADE, SAPA) also read ``guide``: the high-resolution feature at the output size, with
+``out_channels`` channels (in the U-Net, the skip before concatenation). They declare
+``requires_guide = True`` and implement ``upsample(x, guide)``; every other operator ignores ``guide``.
 
 Alignment rule (owned by :class:`Upsampler`): a subclass implements only :meth:`Upsampler.upsample`, an
 exact ``scale x`` upsampling; ``forward`` then fits that to ``output_size`` by cropping or
@@ -13,6 +17,7 @@ skips. Resampling straight to an odd size would stretch the grid by (2h+1)/2h in
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -52,8 +57,21 @@ def fit_to_size(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y
 
 
+def accepts_guide(module: nn.Module) -> bool:
+    """Whether ``module(x, output_size=..., guide=...)`` may be called: a zoo class, or a user's module whose
+    forward names a ``guide`` argument (a plain ``forward(x, output_size)`` keeps working without one)."""
+    if isinstance(module, Upsampler) or getattr(module, "requires_guide", False):
+        return True
+    try:
+        return "guide" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class Upsampler(nn.Module):
-    """Shared contract: validation, the target size, and the cost report."""
+    """Shared contract: validation, the target size, the guide, and the cost report."""
+
+    requires_guide = False  # True: upsample(x, guide) reads the high-resolution feature (FADE, SAPA)
 
     def __init__(self, in_channels: int, out_channels: int, scale: int = 2) -> None:
         super().__init__()
@@ -72,16 +90,23 @@ class Upsampler(nn.Module):
         self.scale = int(scale)
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        """The operator itself: (N, in_channels, H, W) -> exactly (N, out_channels, scale*H, scale*W)."""
+        """The operator itself: (N, in_channels, H, W) -> exactly (N, out_channels, scale*H, scale*W).
+        A guided operator's is ``upsample(x, guide)``, with the guide already at (scale*H, scale*W)."""
         raise NotImplementedError
 
     def natural_size(self, x: torch.Tensor) -> tuple[int, int]:
         """(scale*H, scale*W): the only size :meth:`upsample` may return."""
         return x.shape[-2] * self.scale, x.shape[-1] * self.scale
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        y = self.upsample(x)
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None,
+                guide: torch.Tensor | None = None) -> torch.Tensor:
         natural = self.natural_size(x)
+        if self.requires_guide:
+            # the guide is at the output size; the operator sees it on the exact scale x grid, like its output
+            y = self.upsample(x, fit_to_size(self._checked_guide(x, guide, self.target_size(x, output_size)),
+                                             natural))
+        else:
+            y = self.upsample(x)
         if tuple(y.shape[-2:]) != natural:
             raise RuntimeError(
                 f"{type(self).__name__}.upsample made {tuple(y.shape[-2:])} from {tuple(x.shape[-2:])}, not exactly "
@@ -89,6 +114,18 @@ class Upsampler(nn.Module):
             )
         size = self.target_size(x, output_size)
         return y if size == natural else fit_to_size(y, size)
+
+    def _checked_guide(self, x: torch.Tensor, guide: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
+        name, channels = type(self).__name__, getattr(self, "guide_channels", self.out_channels)
+        want = f"(N, {channels}, {size[0]}, {size[1]})"
+        if guide is None:
+            raise ValueError(f"{name} is a guided upsampler: call it as up(x, output_size, guide=<the high-resolution "
+                             f"feature {want}>, such as the U-Net skip)")
+        if guide.dim() != 4 or guide.shape[0] != x.shape[0] or guide.shape[1] != channels \
+                or tuple(guide.shape[-2:]) != size:
+            raise ValueError(f"{name}: guide is {tuple(guide.shape)}, expected {want}: the high-resolution feature "
+                             "at the output size")
+        return guide
 
     def target_size(self, x: torch.Tensor, output_size: Sequence[int] | None) -> tuple[int, int]:
         if output_size is None:

@@ -76,9 +76,10 @@ class TransposedConv(Upsampler):
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
         return self.tconv(x)  # the configured output_padding: exactly scale x (checked in strict mode)
 
-    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None,
+                guide: torch.Tensor | None = None) -> torch.Tensor:
         if self.strict:
-            return super().forward(x, output_size)
+            return super().forward(x, output_size)  # unguided: the guide is ignored
         # Free geometry (the seeds' worked examples): nn.ConvTranspose2d's own output_size semantics, where
         # the missing rows/columns become output_padding and an unreachable size is an error.
         size = None if output_size is None else list(self.target_size(x, output_size))

@@ -1,0 +1,54 @@
+"""Per-stage upsamplers: ``model.stage_upsamplers`` gives chosen decoder stages another operator.
+
+Stages are numbered in the order the data flows: 0 is the first (lowest-resolution) up stage, and negative
+numbers count from the end. ``first``, ``last`` and ``all`` are names for 0, -1 and every stage. So
+``upsampler=tconv model.stage_upsamplers={last:bilinear}`` is "tconv everywhere except the last stage"
+(Chandrasegaran et al. 2021 and Schwarz et al. 2021 trace most spectral artifacts to that last layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+from upsample_zoo.errors import ConfigError
+
+UpsamplerFactory = Callable[[int, int], nn.Module]
+NAMED = {"first": 0, "last": -1}
+
+
+def stage_indices(selector: Any, n: int) -> list[int]:
+    """The stages (0..n-1) one key of ``model.stage_upsamplers`` means."""
+    if str(selector) == "all":
+        return list(range(n))
+    key = NAMED.get(str(selector), selector)
+    try:
+        i = int(key)
+    except (TypeError, ValueError):
+        i = None
+    if i is None or not -n <= i < n:
+        raise ConfigError(f"model.stage_upsamplers: stage {selector!r} does not exist; this decoder has {n} up "
+                          f"stages: 0..{n - 1}, -{n}..-1, first, last or all")
+    return [i % n]
+
+
+def stage_factories(default: UpsamplerFactory, overrides: Mapping[Any, UpsamplerFactory] | None,
+                    n: int) -> list[UpsamplerFactory]:
+    """One factory per stage: ``default``, replaced where a key of ``overrides`` selects the stage ("all"
+    first, then the other keys in order, so ``{all: bilinear, last: tconv}`` reads as written)."""
+    out = [default] * n
+    items = sorted((overrides or {}).items(), key=lambda kv: str(kv[0]) != "all")
+    for selector, factory in items:
+        for i in stage_indices(selector, n):
+            out[i] = factory
+    return out
+
+
+def stages_label(upsampler: str, overrides: Mapping[Any, str] | None) -> str:
+    """The run's name for a mixed decoder: ``tconv+last:bilinear``. With ``all``, the main operator builds no
+    stage, so the name starts from the ``all`` operator: ``{all: bilinear}`` is plain ``bilinear``."""
+    items = [(str(k), str(v)) for k, v in (overrides or {}).items()]
+    base = next((v for k, v in items if k == "all"), upsampler)
+    return "+".join([base, *(f"{k}:{v}" for k, v in items if k != "all")])
