@@ -1,4 +1,4 @@
-"""Bench row 7 (issue 15, part 4): sweep throughput, joblib vs sequential, and where the time goes. The real
+"""Bench row 7: sweep throughput, joblib vs sequential, and where the time goes. The real
 measurement (4 GAN jobs of ~30 s) is `upsample-zoo bench --only sweep` on an idle machine; here the same code
 runs with tiny jobs, and the report is checked on known numbers."""
 

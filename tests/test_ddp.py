@@ -1,4 +1,4 @@
-"""DDP for real on CPU (issue 15, part 3): `trainer=ddp_cpu trainer.devices=2` starts two gloo processes through
+"""DDP for real on CPU: `trainer=ddp_cpu trainer.devices=2` starts two gloo processes through
 the real CLI; rank 0 alone writes; metrics are reduced across ranks, so they equal a single-process evaluation
 of the same checkpoint on the same split; a multirun's child ranks run their own job, never the sweep."""
 

@@ -1,4 +1,4 @@
-"""The init-time probe (issue 5): every upsampler config is found, the Odena/Aitken ordering holds, the
+"""The init-time probe: every upsampler config is found, the Odena/Aitken ordering holds, the
 outputs are written, and the score separates checkerboarded image sets from clean ones on decoders the
 probe never uses (hold-out)."""
 

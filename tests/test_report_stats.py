@@ -1,4 +1,4 @@
-"""The report's paired statistics (issue 17, part 2): Holm-Bonferroni, the power floor of the tests used, and the
+"""The report's paired statistics: Holm-Bonferroni, the power floor of the tests used, and the
 95% CI and Cohen's d_z of each paired difference, against scipy/numpy and hand computations on hand-built data."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""resume=true (issue 15, part 1): a killed sweep, re-run into its sweep dir, runs only what is missing; finished
+"""resume=true: a killed sweep, re-run into its sweep dir, runs only what is missing; finished
 jobs are skipped untouched and still counted in the report; checkpointed jobs continue; a changed config never
 passes for a finished job."""
 

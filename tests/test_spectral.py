@@ -1,4 +1,4 @@
-"""The checkerboard score (issue 5): a numpy re-implementation as the golden reference, generated images
+"""The checkerboard score: a numpy re-implementation as the golden reference, generated images
 with known patterns, batch-split invariance, azimuthal spectra, the spectral regulariser and figures."""
 
 from __future__ import annotations

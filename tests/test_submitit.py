@@ -1,4 +1,4 @@
-"""hydra/launcher=submitit_local (issue 15, part 2): the same submitit code path as submitit_slurm, run for real on
+"""hydra/launcher=submitit_local: the same submitit code path as submitit_slurm, run for real on
 this machine: each job in its own submitit subprocess, results.json from both, then the comparison report."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Absolute times on a shared CPU are noise; ratios of two things measured side by side (interleaved, in
 the same process, minutes apart at most) are not. Every figure is the median of several timed repeats
-after a warm-up, shown with its spread (min-max over the repeats). Rows (issue 8):
+after a warm-up, shown with its spread (min-max over the repeats). Rows:
 
 1. **Upsamplers**: forward+backward of every ``configs/upsampler/*.yaml`` at 64 -> 32 channels, 64x64 input
    (128x128 output), batch 16: time, FLOPs (``torch.utils.flop_counter``: convolutions and matmuls, 2 per
@@ -60,6 +60,7 @@ from typing import Any
 
 import torch
 
+from upsample_zoo.constants import VOID
 from upsample_zoo.zoo import config_dir, list_upsamplers
 
 CONFIG_DIR = config_dir()
@@ -67,7 +68,6 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before --threads changes it
 SECTIONS = ("upsamplers", "overhead", "data", "fid", "checkerboard", "scaling", "sweep")
 HEADLINE_KEYS = ("overhead_segmentation", "overhead_gan", "fid_speedup", "fid_cache_ratio", "matmul_peak_gflops")
 SWEEP_UPSAMPLERS = ("nearest", "bilinear", "tconv", "pixel_shuffle")
-VOID = 255
 
 
 # ------------------------------------------------------------------------------------------- settings

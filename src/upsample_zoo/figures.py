@@ -14,10 +14,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
+from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 
 
 def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 100) -> Path:

@@ -21,11 +21,12 @@ from filelock import FileLock
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from upsample_zoo.constants import VOID
+
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
-VOID = 255
 log = logging.getLogger(__name__)
 
 

@@ -16,14 +16,13 @@ from torchvision import tv_tensors
 from torchvision.datasets import VOCSegmentation
 from torchvision.transforms import v2
 
+from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from upsample_zoo.data.epoch_sampling import make_loader
-from upsample_zoo.data.synthetic import SYNTH_CLASSES, VOC_CLASSES, VOID, build_voc_synthetic
+from upsample_zoo.data.synthetic import SYNTH_CLASSES, VOC_CLASSES, build_voc_synthetic
 from upsample_zoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VALID_LABELS = frozenset(range(len(VOC_CLASSES))) | {VOID}
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
-VOID = 255
+from upsample_zoo.constants import VOID
 
 
 def boundary_dilation(h: int, w: int, ratio: float = 0.02) -> int:

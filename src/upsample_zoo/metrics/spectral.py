@@ -1,6 +1,6 @@
 """The checkerboard score: aliasing-peak contrast in the power spectrum, batched with torch.fft.
 
-Definition (issue 5). For a batch (B, C, H, W) made by a model of total upsampling factor s:
+Definition. For a batch (B, C, H, W) made by a model of total upsampling factor s:
 
 1. Crop c = min(max(4, s), min(H, W) // 16) border pixels, truncate H and W to multiples of s (and of 2),
    so that every aliasing frequency (i*H/s, j*W/s) falls exactly on a DFT bin.
@@ -536,28 +536,9 @@ def save_azimuthal_figure(curves: Mapping[str, tuple[Tensor, Tensor]], path: str
     return save_figure(fig, path)
 
 
-__all__ = [
-    "AzimuthalSpectrum",
-    "CheckerboardScore",
-    "analysis_size",
-    "azimuthal_spectrum",
-    "check_images",
-    "checkerboard_score",
-    "contrast_db",
-    "crop_border",
-    "mean_log_spectrum",
-    "mean_power_spectrum",
-    "one_over_f_images",
-    "power_spectrum",
-    "radial_profile",
-    "save_azimuthal_figure",
-    "save_spectrum_figure",
-    "spectral_hf_gap_db",
-    "spectral_loss",
-]
 
 
-# ---- spectral Fréchet distance (issue 9) ----------------------------------------------------------
+# ---- spectral Fréchet distance ----------------------------------------------------------
 
 _LOG_FLOOR = 1e-10  # power floor before the log, far below 8-bit quantisation noise (~1e-6)
 SPECTRAL_FD_SCALE = 8  # default upsampling factor of the aliasing grid: the DCGAN's 4x4 -> 32x32
@@ -731,4 +712,27 @@ def spectral_fd(real: Tensor, fake: Tensor, scale: int = SPECTRAL_FD_SCALE) -> f
     return float(metric.compute())
 
 
-__all__ += ["SpectralFD", "frechet_distance", "log_spectral_features", "spectral_fd", "spectral_feature_names"]
+__all__ = [
+    "AzimuthalSpectrum",
+    "CheckerboardScore",
+    "SpectralFD",
+    "analysis_size",
+    "azimuthal_spectrum",
+    "check_images",
+    "checkerboard_score",
+    "contrast_db",
+    "crop_border",
+    "frechet_distance",
+    "log_spectral_features",
+    "mean_log_spectrum",
+    "mean_power_spectrum",
+    "one_over_f_images",
+    "power_spectrum",
+    "radial_profile",
+    "save_azimuthal_figure",
+    "save_spectrum_figure",
+    "spectral_fd",
+    "spectral_feature_names",
+    "spectral_hf_gap_db",
+    "spectral_loss",
+]

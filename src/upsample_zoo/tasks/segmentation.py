@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upsample_zoo.constants import VOID
 from upsample_zoo.errors import DivergenceError
 from upsample_zoo.figures import log_image, save_prediction_grid
 from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap, save_grid_error_figure
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
 from upsample_zoo.metrics.spectral import CheckerboardScore, save_spectrum_figure
-
-VOID = 255
 
 
 class SegmentationTask(L.LightningModule):
@@ -51,10 +50,9 @@ class SegmentationTask(L.LightningModule):
         self.checkerboard_window = checkerboard_window
         self.test_checkerboard = CheckerboardScore(scale=getattr(model, "total_stride", 2))
         self.checkerboard_skipped = 0
-        # -- issue 9: Boundary IoU and the stride-grid error map (upsamplers differ at edges and phases) --
+        # boundary IoU and the stride-grid error map: where upsamplers differ, at edges and at grid phases
         self.test_boundary_iou = BoundaryIoU(num_classes, ignore_index=ignore_index)
         self.test_grid_error = GridErrorMap(stride=getattr(model, "total_stride", 2), ignore_index=ignore_index)
-        # -- end issue 9 --
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -90,11 +88,10 @@ class SegmentationTask(L.LightningModule):
         sizes = rest[0] if rest else None  # each image's true (h, w) inside the padded batch
         logits = self(x)
         self.test_cm.update(logits.argmax(1), y)
-        # -- issue 9 --
         pred = logits.argmax(1)
         self.test_boundary_iou.update(pred, y, sizes=sizes)
         self.test_grid_error.update(pred, y)  # padding is void, and phases count from the top-left: no sizes
-        # -- end issue 9 --
+
         if batch_idx == 0:
             k = self.num_figure_images
             self._figure_batch = (x[:k].cpu(), y[:k].cpu(), logits[:k].argmax(1).cpu())
@@ -166,7 +163,6 @@ class SegmentationTask(L.LightningModule):
             "checkerboard": f"upsample_zoo.metrics.spectral on softmax class-probability maps, centre "
             f"{self.checkerboard_window}x{self.checkerboard_window} window, scale {self.test_checkerboard.scale} "
             f"(the decoder's total stride); images smaller than the window skipped: {self.checkerboard_skipped}",
-            # -- issue 9 --
             "boundary_iou": "upsample_zoo.metrics.boundary.BoundaryIoU (Cheng et al. 2021): inner boundary bands "
             "of width d = max(1, round(0.02 x image diagonal)) by erosion (max-pooling), image border = contour; "
             f"intersection and union summed per class over the test split, ignore_index={self.ignore_index}; mean "
