@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from tests.conftest import SHARED_DATA, compose_cfg
+from upsample_zoo.conversions import to_uint8
 from upsample_zoo.data.cifar_synthetic import (
     CHUNK,
     SyntheticImageDataModule,
@@ -28,7 +29,6 @@ from upsample_zoo.data.images import (
     ImageFolderDataModule,
     check_header,
     find_images,
-    to_uint8,
 )
 from upsample_zoo.errors import ConfigError, DataError
 

@@ -463,9 +463,12 @@ def test_inception_stays_out_of_checkpoints(cache_dir):
 
 
 def test_to_uint8():
+    """One conversion for the data, the GAN task and the metrics (upsample_zoo.conversions)."""
+    from upsample_zoo.conversions import to_uint8
+
     x = torch.tensor([-1.0, 0.0, 1.0, 3.0]).view(1, 4, 1, 1)[:, :3]
-    assert fid.to_uint8(x).flatten().tolist() == [0, 128, 255]
-    assert fid.to_uint8(torch.tensor([2.0, 0.5]).view(1, 2, 1, 1), (0, 1)).flatten().tolist() == [255, 128]
+    assert to_uint8(x).flatten().tolist() == [0, 128, 255]
+    assert to_uint8(torch.tensor([2.0, 0.5]).view(1, 2, 1, 1), (0, 1)).flatten().tolist() == [255, 128]
 
 
 def test_compute_fid_rejects_non_uint8():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from upsample_zoo.metrics.spectral import CheckerboardScore, one_over_f_images
-from upsample_zoo.probe import CONFIG_DIR, NATURAL, load_zoo, main, run_probe, to_uint8
+from upsample_zoo.probe import CONFIG_DIR, NATURAL, load_zoo, main, run_probe, standardised_uint8
 from upsample_zoo.upsamplers import PixelShuffleUp, ResizeConv, TransposedConv
 
 
@@ -105,7 +105,7 @@ def _decoder_set(kind: str, family: str) -> float:
         for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
             mods += [KINDS[kind](cin, cout)] + ([act()] if i < len(widths) - 2 else [])
         with torch.no_grad():
-            metric.update(to_uint8(nn.Sequential(*mods)(noise(16, widths[0], 4, 4))))
+            metric.update(standardised_uint8(nn.Sequential(*mods)(noise(16, widths[0], 4, 4))))
     return metric.compute()["checkerboard_db"].item()
 
 

@@ -81,7 +81,7 @@ def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequenc
     return factories, skipped
 
 
-def to_uint8(y: torch.Tensor, std: float = IMAGE_STD) -> torch.Tensor:
+def standardised_uint8(y: torch.Tensor, std: float = IMAGE_STD) -> torch.Tensor:
     """Per-channel standardisation over batch and space to mean 0.5 and ``std``, then 8 bits."""
     y = y - y.mean(dim=(0, 2, 3), keepdim=True)
     y = y / y.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-12)
@@ -120,7 +120,7 @@ def probe_layer(factory: UpsamplerFactory | None, seed: int, batch: int, size: i
     layer = factory(3, 3)
     x = one_over_f_images(batch, 3, size, seed=10_000 + seed).float() / 255
     guide = one_over_f_images(batch, 3, size * scale, seed=30_000 + seed).float() / 255
-    return checkerboard_score(to_uint8(layer(x, **_guide_kwargs(layer, guide))), scale)
+    return checkerboard_score(standardised_uint8(layer(x, **_guide_kwargs(layer, guide))), scale)
 
 
 @torch.no_grad()
@@ -132,7 +132,7 @@ def probe_decoder(factory: UpsamplerFactory | None, seed: int, batch: int) -> di
     decoder = Decoder(factory)
     z = torch.rand(batch, DECODER_WIDTHS[0], 4, 4)
     guides = [torch.rand(batch, c, 4 * 2 ** (i + 1), 4 * 2 ** (i + 1)) for i, c in enumerate(DECODER_WIDTHS[1:])]
-    return checkerboard_score(to_uint8(decoder(z, guides)), 8)
+    return checkerboard_score(standardised_uint8(decoder(z, guides)), 8)
 
 
 @dataclass

@@ -98,11 +98,6 @@ def geometry_transform(image_size: int) -> v2.Transform:
 TO_FLOAT = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of the loaders' scaling: float [-1, 1] -> uint8 [0, 255] (exact for loader outputs)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def seeded_subset(n: int, k: int | None, seed: int) -> np.ndarray:
     """Indices of a deterministic random subset of ``k`` of ``n`` items, in ascending order; all when
     ``k`` is None. Nested: the subset of size k is contained in the one of size k+1."""

@@ -70,6 +70,7 @@ from filelock import FileLock
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
 from upsample_zoo.atomic import atomic_write_bytes
+from upsample_zoo.conversions import to_uint8  # noqa: F401 - part of this module's API
 from upsample_zoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -343,12 +344,6 @@ def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLi
     metric.inception.register_state_dict_post_hook(drop)
     metric.inception.register_load_state_dict_pre_hook(fill)
     return metric.to(device)
-
-
-def to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
-    """Model-range images (the GAN's tanh output and data in [-1, 1]) -> the uint8 the metric expects."""
-    lo, hi = value_range
-    return ((images.detach().float() - lo) * (255.0 / (hi - lo))).round().clamp(0, 255).to(torch.uint8)
 
 
 def fid_protocol(n_real: int, n_fake: int, ref_split: str, weights_label: str = TF_WEIGHTS_LABEL,

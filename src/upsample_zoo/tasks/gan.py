@@ -13,15 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upsample_zoo.conversions import to_uint8
 from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.spectral import CheckerboardScore
 from upsample_zoo.models.dcgan import DCGAN
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images to uint8, the form FID and the checkerboard score read."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def rank_share(x: torch.Tensor) -> torch.Tensor:
