@@ -67,11 +67,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from filelock import FileLock
-from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 from upsample_zoo.atomic import atomic_write_bytes
 from upsample_zoo.conversions import to_uint8  # noqa: F401 - part of this module's API
 from upsample_zoo.errors import ConfigError, DataError
+from upsample_zoo.metrics.frechet import frechet_distance as gaussian_frechet_distance
 
 log = logging.getLogger(__name__)
 
@@ -354,9 +355,9 @@ def fid_protocol(n_real: int, n_fake: int, ref_split: str, weights_label: str = 
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """The Fréchet distance between two Gaussians, by the same formula the metric uses (torchmetrics)."""
+    """The Fréchet distance between two Gaussians (numpy or torch), as a float (upsample_zoo.metrics.frechet)."""
     t = [torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (mu1, sigma1, mu2, sigma2)]
-    return float(_compute_fid(*t))
+    return float(gaussian_frechet_distance(*t))
 
 
 def _images(x: torch.Tensor, name: str, at_least: int = 1) -> torch.Tensor:

@@ -41,6 +41,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from upsample_zoo.metrics.frechet import frechet_distance
+
 MIN_SIDE = 12  # the 9x9 neighbourhood of a Nyquist bin must not wrap onto itself
 MIN_GRID_SPACING = 8
 HF_BAND = (0.375, 0.5)  # cycles/px
@@ -624,21 +626,6 @@ def log_spectral_features(x: Tensor, scale: int = SPECTRAL_FD_SCALE) -> Tensor:
     aliasing = power.new_full((b, n_groups), -math.inf).scatter_reduce(
         1, group.expand(b, -1), contrast(alias), reduce="amax")
     return torch.cat([shape, contrast(nyq), aliasing], dim=1)
-
-
-def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), in float64.
-
-    Tr (S1 S2)^1/2 = Tr (S1^1/2 S2 S1^1/2)^1/2 (same eigenvalues), computed with symmetric eigensolvers,
-    so it is stable for the rank-deficient covariances of small sample sets. Clamped at 0.
-    """
-    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
-    diff = mu1 - mu2
-    evals, evecs = torch.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root1 = (evecs * evals.clamp(min=0).sqrt()) @ evecs.T
-    m = root1 @ sigma2 @ root1
-    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
-    return (diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean).clamp(min=0)
 
 
 class SpectralFD(Metric):
