@@ -1,0 +1,1 @@
+"""Shared test helpers: plain functions and data builders, imported by the test modules (never by each other)."""
