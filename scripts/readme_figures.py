@@ -17,7 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from upsample_zoo.compare import load_runs, spectrum_plot, summarize  # noqa: E402
+from upsample_zoo.report import load_runs, summarize  # noqa: E402
+from upsample_zoo.report.charts import spectrum_plot  # noqa: E402
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from upsample_zoo.compare import CHROMIUM, screenshot
+from upsample_zoo.report.browser import CHROMIUM, screenshot
 
 
 def main() -> int:

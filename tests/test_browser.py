@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from upsample_zoo.compare import CHROMIUM, dump_dom, screenshot
+from upsample_zoo.report.browser import CHROMIUM, dump_dom, screenshot
 
 from .test_sweep import EVIL_TAG, smoke_sweep  # noqa: F401 - the session-scoped real sweep, run once
 

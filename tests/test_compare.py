@@ -17,7 +17,8 @@ import pytest
 from scipy import stats
 
 from upsample_zoo import cli
-from upsample_zoo.compare import compare, describe, load_runs, paired_test, sign_flip_p, summarize
+from upsample_zoo.report import compare, load_runs, summarize
+from upsample_zoo.report.stats import describe, paired_test, sign_flip_p
 
 PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
                         "789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")

@@ -34,6 +34,8 @@ def test_wheel_and_sdist_carry_the_configs(dist):
     want = {f"upsample_zoo/configs/{p.relative_to(REPO / 'configs').as_posix()}"
             for p in (REPO / "configs").rglob("*.yaml")}
     assert want <= set(names) and "upsample_zoo/configs/upsampler/carafe.yaml" in want
+    # the report's template, style and script are read from the installed package at render time
+    assert {f"upsample_zoo/report/templates/{n}" for n in ("comparison.html.j2", "comparison.css", "sort.js")} <= set(names)
     assert next(dist.glob("upsample_zoo-*.tar.gz")).stat().st_size > 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from upsample_zoo.compare import compare
+from upsample_zoo.report import compare
 
 from .helpers.runs import golden_tree, normalised_report
 

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from tests.test_compare import write_run
-from upsample_zoo.compare import compare, holm, p_floor, paired_test, pairs_needed, sign_flip_p
+from upsample_zoo.report import compare
+from upsample_zoo.report.stats import holm, p_floor, paired_test, pairs_needed, sign_flip_p
 
 # ---- Holm-Bonferroni ------------------------------------------------------------------------------------------
 

@@ -43,7 +43,8 @@ PASSTHROUGH: dict[str, Callable[[Sequence[str]], int]] = {"train": _train, "prob
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from upsample_zoo import __version__, compare
+    from upsample_zoo import __version__
+    from upsample_zoo.report import cli as compare
 
     parser = argparse.ArgumentParser(prog="upsample-zoo", description="Compare upsamplers: training, reports, "
                                      "probes and benchmarks.")
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
-        from upsample_zoo.compare import run_from_args
+        from upsample_zoo.report.cli import run_from_args
 
         return run_from_args(args)
     parser.print_help(sys.stderr)

@@ -52,7 +52,7 @@ class CompareOnMultirunEnd(Callback):
     def report(self, sweep_dir: Path) -> Path | None:
         self._done = True
         try:
-            from upsample_zoo.compare import compare
+            from upsample_zoo.report import compare
 
             written = compare([sweep_dir], baseline=self.baseline, out=sweep_dir, alpha=self.alpha,
                               use_wandb=self.wandb)

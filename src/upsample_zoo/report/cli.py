@@ -1,0 +1,78 @@
+"""Compare upsamplers across runs: results.json files -> comparison.{md,csv,html}.
+
+``upsample-zoo compare PATH... [--baseline bilinear] [--out DIR] [--alpha 0.05] [--wandb]``; also run by the
+Hydra callback at the end of every multirun, into the sweep dir. Runs are grouped by (task, data, variant,
+upsampler) (runs.py, model.py); the statistics are in stats.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from upsample_zoo.atomic import atomic_write_bytes, atomic_write_text
+from upsample_zoo.report.export import log_wandb, render_csv
+from upsample_zoo.report.html import render_html
+from upsample_zoo.report.markdown import render_markdown
+from upsample_zoo.report.model import summarize
+from upsample_zoo.report.runs import load_runs
+from upsample_zoo.report.stats import ALPHA
+
+
+def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear", out: str | os.PathLike | None = None,
+            alpha: float = ALPHA, use_wandb: bool = False) -> dict[str, Path]:
+    """Read the runs, write comparison.{md,csv,html} into ``out`` (default: the single folder given, else
+    ./comparison) and return their paths."""
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
+    if out is None:
+        out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path("comparison")
+    out = Path(out)
+    runs = load_runs(paths)
+    cmp = summarize(runs, baseline=baseline, alpha=alpha, paths=[str(p) for p in paths])
+    written = {
+        "md": atomic_write_text(out / "comparison.md", render_markdown(cmp)),
+        "csv": atomic_write_text(out / "comparison.csv", render_csv(cmp)),
+        "html": atomic_write_bytes(out / "comparison.html", render_html(cmp).encode("utf-8")),
+    }
+    if use_wandb:
+        written["wandb"] = log_wandb(cmp, out)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep/run folders (searched recursively for "
+                        "results.json) or results.json files")
+    parser.add_argument("--baseline", default="bilinear",
+                        help="upsampler the others are tested against (default bilinear; 'none' for no tests)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the PATH when it is a single folder, else ./comparison)")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help="significance level (default 0.05)")
+    parser.add_argument("--wandb", action="store_true", help="also log the table as a wandb.Table (offline unless "
+                        "WANDB_API_KEY is set)")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    baseline = None if str(args.baseline).lower() in ("none", "") else args.baseline
+    try:
+        written = compare(args.paths, baseline=baseline, out=args.out, alpha=args.alpha, use_wandb=args.wandb)
+    except FileNotFoundError as exc:
+        print(f"upsample-zoo: error: {exc}", file=sys.stderr)
+        return 2
+    md = written["md"].read_text(encoding="utf-8")
+    print(md)
+    for k in ("md", "csv", "html", "wandb"):
+        if k in written:
+            print(f"wrote {written[k]}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="upsample-zoo compare", description=__doc__.split("\n\n")[0])
+    return run_from_args(add_arguments(parser).parse_args(argv))
