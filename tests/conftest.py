@@ -1,28 +1,16 @@
-"""Shared fixtures: a throw-away project root, composed configs, and in-process runs of the real CLI."""
+"""Session fixtures: a throw-away project root and the one real smoke sweep. Plain helpers live in
+tests/helpers/ and are imported from there; no test module imports another."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from upsample_zoo.train import CONFIG_DIR, run
-from upsample_zoo.zoo import list_upsamplers, upsampler_factory
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-ZOO = list_upsamplers()  # configs/upsampler/*.yaml: a name added there is tested everywhere
-# guided operators (FADE, SAPA) need a high-resolution guide: the U-Net has one (its skips), the DCGAN none
-GUIDED = [n for n in ZOO if getattr(upsampler_factory(n).func, "requires_guide", False)]
-UNGUIDED = [n for n in ZOO if n not in GUIDED]
+from .helpers.cli import run_cli
+from .helpers.runs import EVIL_TAG
+from .helpers.zoo import SMOKE_UPSAMPLERS
 
 
 @pytest.fixture(scope="session")
@@ -33,30 +21,13 @@ def zoo_root(tmp_path_factory) -> Path:
     return root
 
 
-def compose_cfg(overrides: list[str], output_dir: Path):
-    """Compose the real configs as `python train.py <overrides>` would, with HydraConfig set."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # as @hydra.main hands it to the task function
-    return cfg
-
-
-def run_in_process(overrides: list[str], output_dir: Path) -> dict:
-    """One job through upsample_zoo.train.run, in this process; returns its results.json."""
-    cfg = compose_cfg(overrides, output_dir)
-    try:
-        run(cfg)
-    except SystemExit:
-        pass
-    return json.loads((Path(output_dir) / "results.json").read_text())
-
-
-def run_cli(args: list[str], root: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real CLI in a subprocess."""
-    full_env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(root), **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+@pytest.fixture(scope="session")
+def smoke_sweep(zoo_root, tmp_path_factory) -> Path:
+    """`python train.py -m upsampler=nearest,tconv,pixel_shuffle seed=0,1 debug=smoke`, once per session
+    (6 smoke jobs in one process), with a hostile tag for the escaping checks."""
+    sweep = tmp_path_factory.mktemp("smoke_sweep")
+    proc = run_cli(["-m", f"upsampler={','.join(SMOKE_UPSAMPLERS)}", "seed=0,1", "debug=smoke",
+                    f"++tags=['{EVIL_TAG}']", f"hydra.sweep.dir={sweep}"], zoo_root, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "comparison written to" in proc.stdout
+    return sweep

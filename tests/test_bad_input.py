@@ -15,7 +15,7 @@ from PIL import Image
 
 from upsample_zoo.data.synthetic import build_voc_synthetic, voc_palette
 
-from .conftest import run_cli
+from .helpers.cli import run_cli
 
 NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
               "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": ""}

@@ -14,13 +14,13 @@ import pytest
 
 from upsample_zoo.report.browser import CHROMIUM, chromium, dump_dom, screenshot
 
-from .test_sweep import EVIL_TAG, smoke_sweep  # noqa: F401 - the session-scoped real sweep, run once
+from .helpers.runs import EVIL_TAG, golden_tree
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                                 reason=f"{CHROMIUM} not found: apt-get install chromium chromium-driver")
 
 
-def test_report_renders_in_headless_chromium(smoke_sweep, tmp_path):  # noqa: F811
+def test_report_renders_in_headless_chromium(smoke_sweep, tmp_path):
     from PIL import Image
 
     page = smoke_sweep / "comparison.html"
@@ -62,8 +62,6 @@ def test_wide_tables_scroll_inside_their_box_at_1280x900(tmp_path):
     import re
 
     from upsample_zoo.report import compare
-
-    from .helpers.runs import golden_tree
 
     root = golden_tree(tmp_path / "runs")
     page = compare([root / "seg", root / "gan"], out=tmp_path / "out")["html"].read_text(encoding="utf-8")

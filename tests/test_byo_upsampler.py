@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from .helpers.cli import run_cli
 
 MYPKG = '''
 import torch.nn.functional as F

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 import os
 import re
@@ -20,27 +19,7 @@ from upsample_zoo import cli
 from upsample_zoo.report import compare, load_runs, summarize
 from upsample_zoo.report.stats import describe, paired_test, sign_flip_p
 
-PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
-                        "789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
-
-
-def write_run(root: Path, name: str, *, upsampler: str, seed: int, metrics: dict | None = None,
-              status: str = "ok", task: str = "segmentation", data: str = "voc_synthetic", tags=(),
-              overrides: list[str] | None = None, cost: dict | None = None, error: str | None = None,
-              figure: str | None = None, extra: dict | None = None) -> Path:
-    d = root / name
-    (d / ".hydra").mkdir(parents=True, exist_ok=True)
-    res = {"schema": 1, "status": status, "error": error, "task": task, "upsampler": upsampler, "data": data,
-           "seed": seed, "tags": list(tags), "metrics": metrics or {},
-           "cost": cost or {"params_total": 1000, "params_upsamplers": 100, "train_img_per_s": 10.0, "wall_s": 5.0},
-           "protocol": {"miou": "confusion matrix over the split"}, "run_dir": str(d), **(extra or {})}
-    (d / "results.json").write_text(json.dumps(res))
-    ov = overrides if overrides is not None else [f"upsampler={upsampler}", f"seed={seed}"]
-    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {json.dumps(o)}\n" for o in ov))
-    if figure:
-        (d / figure).write_bytes(PNG_1PX)
-    return d
-
+from .helpers.runs import write_run
 
 MIOU = {("bilinear", 0): 0.50, ("bilinear", 1): 0.52, ("bilinear", 2): 0.47,
         ("tconv", 0): 0.55, ("tconv", 1): 0.58, ("tconv", 2): 0.51,

@@ -9,7 +9,7 @@ import torch
 from upsample_zoo.models.unet import UNet
 from upsample_zoo.upsamplers import TransposedConv
 
-from .conftest import compose_cfg
+from .helpers.cli import compose_cfg
 
 
 def test_compiled_unet_matches_eager():

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import REPO
+from .helpers.cli import REPO
 
 
 def test_two_jobs_at_once_build_shared_caches_once(tmp_path):

@@ -3,8 +3,6 @@ CIFAR-10 JPEG subset when ../shared/data holds one."""
 
 from __future__ import annotations
 
-import re
-import tarfile
 import urllib.error
 from pathlib import Path
 
@@ -14,7 +12,6 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from tests.conftest import SHARED_DATA, compose_cfg
 from upsample_zoo.conversions import to_uint8
 from upsample_zoo.data.cifar_synthetic import (
     CHUNK,
@@ -32,8 +29,10 @@ from upsample_zoo.data.images import (
 )
 from upsample_zoo.errors import ConfigError, DataError
 
+from .helpers.cli import CIFAR_JPEG, compose_cfg
+from .helpers.data import extract_subset
+
 SMALL = {"num_train": 64, "num_test": 16, "seed": 5}
-CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(scope="module")
@@ -335,24 +334,6 @@ def test_cifar10_module_conventions(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # Real images: a small subset of the CIFAR-10 JPEG archive, when it is there
 # ----------------------------------------------------------------------------------------------
-
-
-def extract_subset(archive: Path, dest: Path, want: dict[str, int]) -> dict[str, int]:
-    """Stream the archive and write the first ``want[split]`` JPEGs of each split (no full extraction)."""
-    got = dict.fromkeys(want, 0)
-    pattern = re.compile(r"^(?:\./)?(train|test)/([a-z]+)/(\d+)\.jpg$")
-    with tarfile.open(archive, "r|gz") as tf:
-        for m in tf:
-            match = pattern.match(m.name)
-            if not m.isfile() or not match or got[match[1]] >= want[match[1]]:
-                continue
-            out = dest / match[1] / match[2] / f"{match[3]}.jpg"  # rebuilt from the match: no path tricks
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(tf.extractfile(m).read())
-            got[match[1]] += 1
-            if got == want:
-                break
-    return got
 
 
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")

@@ -15,7 +15,7 @@ import torch
 from upsample_zoo import distributed
 from upsample_zoo.train import build
 
-from .conftest import compose_cfg, run_cli
+from .helpers.cli import compose_cfg, run_cli
 
 PROBE = "+callbacks.probe._target_=tests.ddp_probe.CountScored"  # counts what reached each test metric, all ranks
 # the whole test split (smoke scores 1 batch), of a size that splits evenly: no rank repeats an image

@@ -11,8 +11,9 @@ import torch
 from upsample_zoo.models.dcgan import DCGAN, Discriminator
 from upsample_zoo.train import build_model
 
-from .conftest import GUIDED, SHARED_DATA, UNGUIDED, compose_cfg, run_cli, run_in_process
-from .test_data_images import extract_subset
+from .helpers.cli import CIFAR_JPEG, compose_cfg, run_cli, run_in_process
+from .helpers.data import extract_subset
+from .helpers.zoo import GUIDED, UNGUIDED
 
 GAN_SMOKE = ["task=gan", "debug=smoke"]
 
@@ -115,7 +116,6 @@ def test_divergence_stops_with_one_line_and_keeps_last_good_checkpoint(zoo_root,
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
-CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import run_cli
+from .helpers.cli import run_cli
 
 
 def test_many_loggers_offline_run(zoo_root, tmp_path):

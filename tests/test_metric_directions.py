@@ -14,8 +14,9 @@ from upsample_zoo.report.model import label_dir
 
 
 @pytest.mark.parametrize("name, metric_class", [
-    ("test/miou", MulticlassJaccardIndex), ("test/pixel_acc", MulticlassAccuracy), ("test/fid", FrechetInceptionDistance),
-    ("test/checkerboard_db", CheckerboardScore), ("test/spectral_fd", SpectralFD), ("test/boundary_iou", BoundaryIoU),
+    ("test/miou", MulticlassJaccardIndex), ("test/pixel_acc", MulticlassAccuracy),
+    ("test/fid", FrechetInceptionDistance), ("test/checkerboard_db", CheckerboardScore),
+    ("test/spectral_fd", SpectralFD), ("test/boundary_iou", BoundaryIoU),
     ("test/grid_error_contrast", GridErrorMap)])
 def test_direction_agrees_with_the_metric_class(name, metric_class):
     assert direction(name) == ("max" if metric_class.higher_is_better else "min")

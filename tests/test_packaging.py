@@ -14,7 +14,7 @@ import pytest
 
 import upsample_zoo
 
-from .conftest import REPO
+from .helpers.cli import REPO
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def test_wheel_and_sdist_carry_the_configs(dist):
             for p in (REPO / "configs").rglob("*.yaml")}
     assert want <= set(names) and "upsample_zoo/configs/upsampler/carafe.yaml" in want
     # the report's template, style and script are read from the installed package at render time
-    assert {f"upsample_zoo/report/templates/{n}" for n in ("comparison.html.j2", "comparison.css", "sort.js")} <= set(names)
+    templates = ("comparison.html.j2", "comparison.css", "sort.js")
+    assert {f"upsample_zoo/report/templates/{n}" for n in templates} <= set(names)
     assert next(dist.glob("upsample_zoo-*.tar.gz")).stat().st_size > 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import REPO, run_cli, run_in_process
+from .helpers.cli import REPO, run_cli, run_in_process
 
 RESUMABLE = ["debug=smoke", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "trainer.deterministic=true",
              "seed=5", "upsampler=tconv", "+logger.csv.flush_logs_every_n_steps=1"]  # a CSV row per step

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.test_compare import write_run
 from upsample_zoo.report import compare
 from upsample_zoo.report.stats import holm, p_floor, paired_test, pairs_needed, sign_flip_p
+
+from .helpers.runs import write_run
 
 # ---- Holm-Bonferroni ------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from upsample_zoo import sweep_resume
 from upsample_zoo.hydra_callbacks import ResumeNeedsTheSweepDir
 
-from .conftest import REPO, compose_cfg, run_cli, run_in_process
+from .helpers.cli import REPO, compose_cfg, run_cli, run_in_process
 
 UPSAMPLERS = ["nearest", "bilinear", "tconv", "pixel_shuffle"]
 SWEEP = ["-m", f"upsampler={','.join(UPSAMPLERS)}", "debug=smoke", "model.base_channels=8", "hydra/launcher=basic"]

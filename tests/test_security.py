@@ -9,7 +9,7 @@ import torch
 
 from upsample_zoo.data.cifar_synthetic import SyntheticImageDataModule
 
-from .conftest import run_cli
+from .helpers.cli import run_cli
 
 FAKE_KEY = "sk-upsample-zoo-FAKE-0123456789abcdef0123456789abcdef"
 

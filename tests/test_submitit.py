@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .conftest import run_cli
+from .helpers.cli import run_cli
 
 
 @pytest.mark.slow

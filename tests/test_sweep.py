@@ -5,40 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import re
-from pathlib import Path
 
 import joblib
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-from upsample_zoo.train import CONFIG_DIR
+from .helpers.cli import compose_train, run_cli
+from .helpers.runs import EVIL_TAG
+from .helpers.zoo import GUIDED, SMOKE_UPSAMPLERS, UNGUIDED, ZOO
 
-from .conftest import GUIDED, UNGUIDED, ZOO, run_cli
-
-EVIL_TAG = "<script>alert(1)</script>"
-SMOKE_UPSAMPLERS = ["nearest", "tconv", "pixel_shuffle"]
 # the CPU ablations leave out only the operators that are too slow per step on a 2-core CPU (they say so)
 GPU_ONLY = {"carafe", "dysample", "bilinear_additive", *GUIDED}
 ABLATION = [n for n in ZOO if n not in GPU_ONLY]
-
-
-_SWEEPS: dict[str, Path] = {}  # test_browser.py imports the fixture: one FixtureDef per module, one sweep
-
-
-@pytest.fixture(scope="session")
-def smoke_sweep(zoo_root, tmp_path_factory) -> Path:
-    """`python train.py -m upsampler=nearest,tconv,pixel_shuffle seed=0,1 debug=smoke`, once per session
-    (6 smoke jobs in one process), with a hostile tag for the escaping checks."""
-    if "smoke" not in _SWEEPS:
-        sweep = tmp_path_factory.mktemp("smoke_sweep")
-        proc = run_cli(["-m", f"upsampler={','.join(SMOKE_UPSAMPLERS)}", "seed=0,1", "debug=smoke",
-                        f"++tags=['{EVIL_TAG}']", f"hydra.sweep.dir={sweep}"], zoo_root, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "comparison written to" in proc.stdout
-        _SWEEPS["smoke"] = sweep
-    return _SWEEPS["smoke"]
 
 
 def _table_rows(md: str) -> dict[str, list[str]]:
@@ -102,18 +80,12 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     assert "failed" in (tmp_path / "comparison.html").read_text()
 
 
-def _compose(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
 @pytest.mark.parametrize("name,task,model", [("seg_ablation", "segmentation", "UNet"),
                                              ("gan_ablation", "gan", "DCGAN"),
                                              ("seg_ablation_full", "segmentation", "UNet"),
                                              ("gan_ablation_full", "gan", "DCGAN")])
 def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
-    cfg = _compose([f"experiment={name}"])
+    cfg = compose_train([f"experiment={name}"])
     HydraConfig.instance().cfg = None  # as when the sweeper resolves it: before any job, no HydraConfig
     sweep_dir = str(cfg.hydra.sweep.dir)
     assert sweep_dir.startswith(str(zoo_root / "logs" / task / "multiruns")) and sweep_dir.endswith(name)
@@ -136,7 +108,7 @@ def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
 @pytest.mark.parametrize("launcher,target", [("joblib", "JoblibLauncher"), ("submitit_slurm", "SlurmLauncher"),
                                              ("submitit_local", "LocalLauncher")])
 def test_launchers_are_configs(zoo_root, launcher, target):
-    cfg = _compose([f"hydra/launcher={launcher}", "experiment=seg_ablation"])
+    cfg = compose_train([f"hydra/launcher={launcher}", "experiment=seg_ablation"])
     assert cfg.hydra.launcher._target_.endswith(target)
 
 

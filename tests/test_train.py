@@ -10,7 +10,8 @@ import pytest
 
 from upsample_zoo.train import build_model
 
-from .conftest import SHARED_DATA, ZOO, compose_cfg, run_cli, run_in_process
+from .helpers.cli import SHARED_DATA, compose_cfg, run_cli, run_in_process
+from .helpers.zoo import ZOO
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -18,7 +18,8 @@ from upsample_zoo.upsamplers import (
     tconv_output_size,
 )
 
-from .conftest import ZOO, compose_cfg
+from .helpers.cli import compose_cfg
+from .helpers.zoo import ZOO
 
 
 # 8 -> 4: in != out, and divisible as dysample (groups=4) and bilinear_additive (in % out == 0) require

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+EVIL_TAG = "<script>alert(1)</script>"  # a hostile tag: the report must show it as text
 PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
                         "789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
 
