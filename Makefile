@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test lint bench compare probe clean
+.PHONY: install train test test-fast lint bench compare probe clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ train: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# the unit tests only (no training runs, subprocesses, sweeps or browser): under a minute on 2 cores
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 bench: install
 	$(VENV)/bin/upsample-zoo bench $(ARGS)

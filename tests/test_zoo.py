@@ -149,3 +149,13 @@ def test_dcgan_init_leaves_a_plain_module_upsampler_alone():
     assert w.abs().max() <= bound
     assert w.std().item() == pytest.approx(bound / 3**0.5, rel=0.1)
     assert upsampler_parameters(gan) == (32 * 16 * 9 + 16) + (16 * 8 * 9 + 8) + (8 * 8 * 9 + 8)
+
+
+@pytest.mark.parametrize("name, option", [("carafe", "k_up"), ("carafe", "k_enc"), ("fade", "k_up"), ("fade", "k_enc"),
+                                          ("sapa", "k_up"), ("pixel_shuffle", "kernel_size"),
+                                          ("bilinear_additive", "kernel_size"), ("resize_conv", "kernel_size")])
+@pytest.mark.parametrize("size", [4, 0, -3])
+def test_centred_kernels_refuse_even_or_non_positive_sizes(name, option, size):
+    """Every centred kernel option has one rule and one message that names the option to fix."""
+    with pytest.raises(ConfigError, match=rf": {option} must be odd and positive, got {size} \(upsampler\.{option}\)$"):
+        uz.create_upsampler(name, 16, 8, **{option: size})

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 
 
 class BilinearAdditive(Upsampler):
@@ -26,8 +26,7 @@ class BilinearAdditive(Upsampler):
                 "(it sums groups of in/out consecutive channels); use a model whose decoder halves the width, "
                 "or another upsampler"
             )
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ConfigError(f"BilinearAdditive: kernel_size must be odd and positive, got {kernel_size}")
+        kernel_size = odd_size("BilinearAdditive", "kernel_size", kernel_size)
         self.group = in_channels // out_channels
         self.conv = nn.Conv2d(out_channels, out_channels, kernel_size, padding=kernel_size // 2)
 

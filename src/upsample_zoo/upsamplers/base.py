@@ -39,6 +39,14 @@ def tconv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, output
     return (i - 1) * s - 2 * p + d * (k - 1) + 1 + output_padding
 
 
+def odd_size(owner: str, name: str, k: int) -> int:
+    """``k`` as an int, or a ConfigError when it is not odd and positive: the kernels here are centred, so a
+    "same" padding of k // 2 keeps the grid aligned."""
+    if int(k) <= 0 or int(k) % 2 == 0:
+        raise ConfigError(f"{owner}: {name} must be odd and positive, got {k} (upsampler.{name})")
+    return int(k)
+
+
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 
 
 def carafe_reassemble(x: torch.Tensor, kernels: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
@@ -48,9 +48,7 @@ class CARAFE(Upsampler):
         compressed_channels: int = 64,
     ) -> None:
         super().__init__(in_channels, out_channels, scale)
-        for name, k in (("k_up", k_up), ("k_enc", k_enc)):
-            if int(k) <= 0 or int(k) % 2 == 0:
-                raise ConfigError(f"CARAFE: {name} must be odd and positive, got {k} (upsampler.{name})")
+        k_up, k_enc = odd_size("CARAFE", "k_up", k_up), odd_size("CARAFE", "k_enc", k_enc)
         if int(compressed_channels) <= 0:
             raise ConfigError(f"CARAFE: compressed_channels must be positive, got {compressed_channels}")
         self.k_up, self.k_enc, self.compressed_channels = int(k_up), int(k_enc), int(compressed_channels)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 from upsample_zoo.upsamplers.carafe import carafe_reassemble
 
 
@@ -37,9 +37,7 @@ class FADE(Upsampler):
     def __init__(self, in_channels: int, out_channels: int, scale: int = 2, k_up: int = 5, k_enc: int = 3,
                  embedding_dim: int = 64, lite: bool = False) -> None:
         super().__init__(in_channels, out_channels, scale)
-        for name, k in (("k_up", k_up), ("k_enc", k_enc)):
-            if int(k) <= 0 or int(k) % 2 == 0:
-                raise ConfigError(f"FADE: {name} must be odd and positive, got {k} (upsampler.{name})")
+        k_up, k_enc = odd_size("FADE", "k_up", k_up), odd_size("FADE", "k_enc", k_enc)
         if int(embedding_dim) <= 0:
             raise ConfigError(f"FADE: embedding_dim must be positive, got {embedding_dim} (upsampler.embedding_dim)")
         self.k_up, self.k_enc, self.lite = int(k_up), int(k_enc), bool(lite)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 
 
 class InterpConv(Upsampler):
@@ -39,8 +39,7 @@ class ResizeConv(Upsampler):
         self, in_channels: int, out_channels: int, scale: int = 2, mode: str = "nearest", kernel_size: int = 3
     ) -> None:
         super().__init__(in_channels, out_channels, scale)
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ConfigError(f"ResizeConv: kernel_size must be odd and positive, got {kernel_size}")
+        kernel_size = odd_size("ResizeConv", "kernel_size", kernel_size)
         self.mode = mode
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 

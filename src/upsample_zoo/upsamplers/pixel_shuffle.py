@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 
 
 class PixelShuffleUp(Upsampler):
@@ -20,8 +19,7 @@ class PixelShuffleUp(Upsampler):
         self, in_channels: int, out_channels: int, scale: int = 2, kernel_size: int = 3, icnr: bool = False
     ) -> None:
         super().__init__(in_channels, out_channels, scale)
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ConfigError(f"PixelShuffleUp: kernel_size must be odd and positive, got {kernel_size}")
+        kernel_size = odd_size("PixelShuffleUp", "kernel_size", kernel_size)
         self.icnr = bool(icnr)
         self.conv = nn.Conv2d(in_channels, out_channels * scale * scale, kernel_size, padding=kernel_size // 2)
         self.shuffle = nn.PixelShuffle(scale)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.base import Upsampler, odd_size
 from upsample_zoo.upsamplers.carafe import carafe_reassemble
 
 
@@ -51,8 +51,7 @@ class SAPA(Upsampler):
     def __init__(self, in_channels: int, out_channels: int, scale: int = 2, k_up: int = 5,
                  embedding_dim: int = 32, qkv_bias: bool = True, identity: bool = False) -> None:
         super().__init__(in_channels, out_channels, scale)
-        if int(k_up) <= 0 or int(k_up) % 2 == 0:
-            raise ConfigError(f"SAPA: k_up must be odd and positive, got {k_up} (upsampler.k_up)")
+        k_up = odd_size("SAPA", "k_up", k_up)
         if int(embedding_dim) <= 0:
             raise ConfigError(f"SAPA: embedding_dim must be positive, got {embedding_dim} (upsampler.embedding_dim)")
         self.k_up, self.identity = int(k_up), bool(identity)
