@@ -249,24 +249,10 @@ def resume_plan(cfg: DictConfig, out_dir: Path):
     return plan_job(resolved, out_dir)
 
 
-def run(cfg: DictConfig) -> float | None:
-    """One job. Returns the optimized metric for the sweeper (None when the run failed)."""
-    from upsample_zoo.distributed import global_rank, job_scope, quote
-    from upsample_zoo.sweep_resume import ConfigHashCallback, config_hash, set_aside_previous
-
-    out_dir = Path(cfg.paths.output_dir)
-    plan = resume_plan(cfg, out_dir)
-    if plan is not None and plan.action == "skip":  # nothing in out_dir is written: results.json stays as it is
-        log.info("resume: skipped %s: %s", out_dir, plan.reason)  # to the console and the job's train.log
-        value = (plan.previous.get("metrics") or {}).get(cfg.get("optimized_metric"))
-        return float(value) if isinstance(value, (int, float)) else None
-    ckpt_path = cfg.get("ckpt_path") or (plan.ckpt_path if plan is not None else None)
-    if plan is not None and global_rank() == 0:
-        set_aside_previous(out_dir)
-        log.info("resume: %s: %s; %s", out_dir, plan.reason,
-                 f"continuing from {ckpt_path}" if plan.action == "resume" else "running it from the start")
+def new_results(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> dict[str, Any]:
+    """results.json of a job that has just started: what it is, where, and with which code."""
     choices = _choices()
-    results: dict[str, Any] = {
+    return {
         "schema": RESULTS_SCHEMA,
         "status": "running",
         "task": choices.get("task", cfg.get("task_name")),
@@ -284,27 +270,53 @@ def run(cfg: DictConfig) -> float | None:
         "pid": os.getpid(),
         "resumed_from": ckpt_path,
     }
+
+
+def train_and_test(cfg: DictConfig, results: dict[str, Any], ckpt_path: str | None) -> None:
+    """Build, fit and test; fills ``results`` (metrics, cost, protocol) and sets its status to ok."""
+    import lightning as L
+    import torch
+
+    from upsample_zoo.sweep_resume import ConfigHashCallback, config_hash
+
+    # under DDP the tasks' test/ and val/ values (val/loss aside) come from torchmetrics states, which
+    # compute() sums over ranks: Lightning's advice to add sync_dist=True does not apply to them
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(test/|val/(?!loss))")
+    # CPU results are bit-identical only at the same thread count: it sets the float summation order
+    results["torch_threads"] = torch.get_num_threads()
+    results["config"] = OmegaConf.to_container(cfg, resolve=True)
+    results["config_hash"] = config_hash(results["config"])
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
+    results["world_size"] = parts["trainer"].world_size
+    results.update(fit_and_test(cfg, parts, ckpt_path))
+    results["status"] = "ok"
+
+
+def run(cfg: DictConfig) -> float | None:
+    """One job. Returns the optimized metric for the sweeper (None when the run failed)."""
+    from upsample_zoo.distributed import global_rank, job_scope, quote
+    from upsample_zoo.sweep_resume import set_aside_previous
+
+    out_dir = Path(cfg.paths.output_dir)
+    plan = resume_plan(cfg, out_dir)
+    if plan is not None and plan.action == "skip":  # nothing in out_dir is written: results.json stays as it is
+        log.info("resume: skipped %s: %s", out_dir, plan.reason)  # to the console and the job's train.log
+        value = (plan.previous.get("metrics") or {}).get(cfg.get("optimized_metric"))
+        return float(value) if isinstance(value, (int, float)) else None
+    ckpt_path = cfg.get("ckpt_path") or (plan.ckpt_path if plan is not None else None)
+    if plan is not None and global_rank() == 0:
+        set_aside_previous(out_dir)
+        log.info("resume: %s: %s; %s", out_dir, plan.reason,
+                 f"continuing from {ckpt_path}" if plan.action == "resume" else "running it from the start")
+    results = new_results(cfg, out_dir, ckpt_path)
     t0 = time.perf_counter()
     exit_code = 0
     # DDP: the other ranks run this same job, continuing from the checkpoint that rank 0 chose
     child_overrides = ["resume=false", f"ckpt_path={quote(str(ckpt_path)) if ckpt_path else 'null'}"]
     with job_scope(child_overrides) as job:
         try:
-            import lightning as L
-            import torch
-
-            # under DDP the tasks' test/ and val/ values (val/loss aside) come from torchmetrics states, which
-            # compute() sums over ranks: Lightning's advice to add sync_dist=True does not apply to them
-            warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(test/|val/(?!loss))")
-            # CPU results are bit-identical only at the same thread count: it sets the float summation order
-            results["torch_threads"] = torch.get_num_threads()
-            results["config"] = OmegaConf.to_container(cfg, resolve=True)
-            results["config_hash"] = config_hash(results["config"])
-            L.seed_everything(cfg.seed, workers=True, verbose=False)
-            parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
-            results["world_size"] = parts["trainer"].world_size
-            results.update(fit_and_test(cfg, parts, ckpt_path))
-            results["status"] = "ok"
+            train_and_test(cfg, results, ckpt_path)
         except BaseException as exc:  # the whole point: record the failure (even a preemption), never lose it
             job.failed = True
             job.stop_observing()  # the other ranks fail too, or hang: either way this one records it
@@ -323,7 +335,6 @@ def run(cfg: DictConfig) -> float | None:
             raise SystemExit(exit_code)
         return None
     atomic_write_json(out_dir / "results.json", results)
-
     if results["status"] != "ok":
         print(f"upsample-zoo: error: {results['error']}", file=sys.stderr, flush=True)
         if not _is_multirun():
