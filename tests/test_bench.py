@@ -15,6 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from upsample_zoo import bench
+from upsample_zoo.bench import data as bench_data
+from upsample_zoo.bench import environment, measure, overhead, report, settings, sweep, upsamplers, workloads
 from upsample_zoo.upsamplers import InterpConv, TransposedConv
 
 # ---------------------------------------------------------------------------------------------- FLOPs
@@ -30,11 +32,11 @@ def test_conv2d_flops_match_hand_arithmetic(stride, padding, side, hout):
     x = torch.randn(2, 3, side, side)
     assert conv(x).shape[-1] == hout
     fwd = conv_flops(2, 3, 8, 3, hout, hout)
-    assert bench.count_flops(lambda: conv(x)) == fwd
+    assert measure.count_flops(lambda: conv(x)) == fwd
     # backward: the weight gradient costs one forward; the input gradient another, only when it is needed
-    assert bench.count_flops(lambda: conv(x).sum().backward()) == 2 * fwd
+    assert measure.count_flops(lambda: conv(x).sum().backward()) == 2 * fwd
     x.requires_grad_(True)
-    assert bench.count_flops(lambda: bench.forward_backward(conv, x)) == 3 * fwd
+    assert measure.count_flops(lambda: measure.forward_backward(conv, x)) == 3 * fwd
 
 
 def test_conv_transpose2d_flops_match_hand_arithmetic():
@@ -46,16 +48,16 @@ def test_conv_transpose2d_flops_match_hand_arithmetic():
     assert fwd == 38_400
     # the same count seen from the output: each output pixel gathers (k/s)^2 taps per input channel
     assert fwd == conv_flops(2, 4, 6, 2, 10, 10)
-    assert bench.count_flops(lambda: tconv(x)) == fwd
-    assert bench.count_flops(lambda: bench.forward_backward(tconv, x)) == 3 * fwd
+    assert measure.count_flops(lambda: tconv(x)) == fwd
+    assert measure.count_flops(lambda: measure.forward_backward(tconv, x)) == 3 * fwd
     # k3 s2 p1 op1 (tconv_k3): 9 taps per input pixel
     k3 = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)
-    assert bench.count_flops(lambda: k3(x)) == 2 * 2 * 25 * 4 * 6 * 9
+    assert measure.count_flops(lambda: k3(x)) == 2 * 2 * 25 * 4 * 6 * 9
 
 
 def test_upsampler_rows_count_what_the_zoo_does():
-    s = dataclasses.replace(bench.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
-    res = bench.bench_upsamplers(s, torch.device("cpu"), peak=100.0, only=["tconv", "nearest"])
+    s = dataclasses.replace(settings.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
+    res = measure.to_json(upsamplers.run(s, torch.device("cpu"), peak=100.0, only=["tconv", "nearest"]))
     rows = res["rows"]
     assert set(rows) == {"tconv", "nearest"} and res["input"] == [1, 8, 8, 8]
     tconv = rows["tconv"]
@@ -74,8 +76,8 @@ def test_guided_upsampler_rows_get_a_guide():
     """FADE and SAPA read a skip-sized guide in row 1 (without one they would be an error row)."""
     from upsample_zoo.zoo import create_upsampler
 
-    s = dataclasses.replace(bench.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
-    rows = bench.bench_upsamplers(s, torch.device("cpu"), peak=100.0, only=["fade", "sapa_i"])["rows"]
+    s = dataclasses.replace(settings.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
+    rows = measure.to_json(upsamplers.run(s, torch.device("cpu"), peak=100.0, only=["fade", "sapa_i"]))["rows"]
     for name in ("fade", "sapa_i"):
         assert "error" not in rows[name], rows[name]
         assert rows[name]["output"] == [1, 4, 16, 16]
@@ -84,26 +86,26 @@ def test_guided_upsampler_rows_get_a_guide():
 
 
 def test_every_upsampler_config_is_benched():
-    names = set(bench.load_upsampler_configs())
+    names = set(upsamplers.load_upsampler_configs())
     assert {"tconv", "bilinear", "pixel_shuffle"} <= names
-    assert names == {p.stem for p in (bench.CONFIG_DIR / "upsampler").glob("*.yaml")} - {"custom"}
+    assert names == {p.stem for p in (settings.CONFIG_DIR / "upsampler").glob("*.yaml")} - {"custom"}
     # a user's class by its dotted path, next to the zoo
-    assert "torch.nn.Identity" in bench.load_upsampler_configs(extra=["torch.nn.Identity"])
+    assert "torch.nn.Identity" in upsamplers.load_upsampler_configs(extra=["torch.nn.Identity"])
 
 
 # --------------------------------------------------------------------------------------- statistics
 
 def test_summarize_median_quartiles_range():
-    s = bench.summarize([5, 1, 4, 2, 3])
+    s = measure.summarize([5, 1, 4, 2, 3])
     assert (s["median"], s["q1"], s["q3"], s["min"], s["max"], s["n"]) == (3, 2, 4, 1, 5, 5)
-    one = bench.summarize([0.5])
+    one = measure.summarize([0.5])
     assert one["median"] == one["q1"] == one["q3"] == one["min"] == one["max"] == 0.5
     with pytest.raises(ValueError):
-        bench.summarize([])
+        measure.summarize([])
 
 
 def test_ratio_summary_is_ratio_of_medians_with_pair_spread():
-    r = bench.ratio_summary([2.0, 4.0, 9.0], [1.0, 2.0, 3.0])
+    r = measure.ratio_summary([2.0, 4.0, 9.0], [1.0, 2.0, 3.0])
     assert r["median"] == pytest.approx(4.0 / 2.0)
     assert (r["min"], r["max"], r["median_of_pairs"]) == (2.0, 3.0, 2.0)
 
@@ -111,28 +113,28 @@ def test_ratio_summary_is_ratio_of_medians_with_pair_spread():
 @pytest.mark.parametrize("k", [1.0, 2.0, 0.5])
 def test_fit_exponent_recovers_power_laws(k):
     x = [16, 32, 64, 128]
-    assert bench.fit_exponent(x, [3.7 * v**k for v in x]) == pytest.approx(k, abs=1e-12)
+    assert measure.fit_exponent(x, [3.7 * v**k for v in x]) == pytest.approx(k, abs=1e-12)
 
 
 def test_fit_exponent_linear_and_quadratic_epoch_times():
     images, sides = [8, 16, 32], [48, 64, 96, 128]
-    assert bench.fit_exponent(images, [0.25 * n for n in images]) == pytest.approx(1.0)
-    assert bench.fit_exponent(sides, [1e-4 * s * s for s in sides]) == pytest.approx(2.0)
+    assert measure.fit_exponent(images, [0.25 * n for n in images]) == pytest.approx(1.0)
+    assert measure.fit_exponent(sides, [1e-4 * s * s for s in sides]) == pytest.approx(2.0)
     with pytest.raises(ValueError):
-        bench.fit_exponent([4], [1.0])
+        measure.fit_exponent([4], [1.0])
     with pytest.raises(ValueError):
-        bench.fit_exponent([4, 4], [1.0, 2.0])
+        measure.fit_exponent([4, 4], [1.0, 2.0])
 
 
 def test_format_helpers():
-    assert bench.fmt(None) == "n/a" and bench.fmt(float("nan")) == "n/a"
-    assert bench.fmt(0.12345) == "0.123" and bench.fmt(12345.6) == "12,346"
-    assert bench.fmt_spread({"median": 0.5, "min": 0.25, "max": 1.0}, 1e3) == "500 (250–1,000)"
+    assert measure.fmt(None) == "n/a" and measure.fmt(float("nan")) == "n/a"
+    assert measure.fmt(0.12345) == "0.123" and measure.fmt(12345.6) == "12,346"
+    assert measure.fmt_spread({"median": 0.5, "min": 0.25, "max": 1.0}, 1e3) == "500 (250–1,000)"
 
 
 def test_loader_throughput_counts_images_not_time():
     loader = DataLoader(TensorDataset(torch.zeros(20, 3, 4, 4)), batch_size=4)
-    r = bench.loader_throughput(loader, epochs=2)
+    r = bench_data.loader_throughput(loader, epochs=2)
     assert r["batches_per_epoch"] == 5 and r["steady_img_s"]["n"] == 2
     assert all(v > 0 for v in r["steady_img_s"]["samples"] + r["cold_img_s"]["samples"])
 
@@ -166,8 +168,8 @@ def test_fold_batchnorm_keeps_the_function_and_channels_last():
 # ------------------------------------------------------------------------------------ Lightning pairs
 
 def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
-    w = bench.build_workload("gan", bench.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
-    plain, light = bench.interleaved_fit(w, 2, torch.device("cpu"), tmp_path)
+    w = workloads.build_workload("gan", overhead.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
+    plain, light = workloads.interleaved_fit(w, 2, torch.device("cpu"), tmp_path)
     assert len(plain) == len(light) == 2
     assert all(c.wall > 0 and c.thread >= 0 for c in plain)
 
@@ -183,7 +185,7 @@ def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
     assert torch.get_num_threads() == threads  # the caller's thread count (and float sum order) is kept
     lines = capsys.readouterr().out.strip().splitlines()
     head = json.loads(lines[-1])
-    assert set(bench.HEADLINE_KEYS) <= set(head)
+    assert set(settings.HEADLINE_KEYS) <= set(head)
     assert head["matmul_peak_gflops"] > 0 and head["overhead_gan"] is None and head["mode"] == "quick"
     report = json.loads((out / "bench.json").read_text())
     assert set(report["upsamplers"]["rows"]) == {"nearest", "tconv"}
@@ -198,12 +200,23 @@ def test_unknown_section_is_a_usage_error(tmp_path, capsys):
     assert "unknown bench sections" in capsys.readouterr().err
 
 
+def _only(cls, **fields):
+    """A result dataclass with just ``fields`` set and its other required fields None: what headline() reads."""
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    return cls(**{name: None for name in required} | fields)
+
+
 def test_headline_reads_nested_results():
-    res = {"mode": "quick", "overhead": {"segmentation": {"ratio": {"median": 0.98}, "ratio_implied": 0.99},
-                                          "gan": {"ratio": {"median": 0.97}}},
-           "fid": {"speedup": {"median": 1.5}, "cache": {"ratio": 0.6}, "features_max_abs_diff": 1e-5},
-           "matmul": {"gflops": {"median": 80.0}}, "sweep": {"skipped": "not installed"}}
-    h = bench.headline(res)
+    from upsample_zoo.bench import fid
+    from upsample_zoo.bench.environment import MatmulPeak
+
+    res = report.BenchResult(
+        mode="quick", overhead={"segmentation": _only(overhead.Overhead, ratio={"median": 0.98}, ratio_implied=0.99),
+                                "gan": _only(overhead.Overhead, ratio={"median": 0.97})},
+        fid=_only(fid.Fid, speedup={"median": 1.5}, cache=_only(fid.FidCache, ratio=0.6), features_max_abs_diff=1e-5),
+        matmul=_only(MatmulPeak, gflops={"median": 80.0}), sweep=sweep.Skipped("not installed"))
+    h = report.headline(res)
     assert (h["overhead_segmentation"], h["overhead_gan"], h["fid_speedup"], h["fid_cache_ratio"],
             h["matmul_peak_gflops"]) == (0.98, 0.97, 1.5, 0.6, 80.0)
     assert h["sweep_speedup"] is None and h["overhead_segmentation_implied"] == 0.99
@@ -212,23 +225,23 @@ def test_headline_reads_nested_results():
 
 
 def test_joblib_probe_says_why_when_missing(monkeypatch):
-    assert bench.joblib_available() in (None,) or isinstance(bench.joblib_available(), str)
-    monkeypatch.setattr(bench, "find_spec", lambda name: None)
-    assert "hydra-joblib-launcher" in bench.joblib_available()
+    assert sweep.joblib_available() in (None,) or isinstance(sweep.joblib_available(), str)
+    monkeypatch.setattr(sweep, "find_spec", lambda name: None)
+    assert "hydra-joblib-launcher" in sweep.joblib_available()
 
 
 def test_config_dir_is_the_repo_configs():
-    assert (bench.CONFIG_DIR / "train.yaml").is_file() and bench.CONFIG_DIR == Path(__file__).parents[1] / "configs"
+    assert (settings.CONFIG_DIR / "train.yaml").is_file() and settings.CONFIG_DIR == Path(__file__).parents[1] / "configs"
 
 
 def test_threads_option():
-    assert bench.choose_threads("3") == (3, "--threads")
-    assert bench.choose_threads("0")[0] is None and bench.choose_threads("many")[0] is None
-    busy, why = bench.choose_threads("auto", load=[99.0, 99.0, 99.0])
-    idle, _ = bench.choose_threads("auto", load=[0.0, 0.0, 0.0])
-    assert idle == bench.TORCH_DEFAULT_THREADS and busy == 1
-    if bench.TORCH_DEFAULT_THREADS > 1:
+    assert environment.choose_threads("3") == (3, "--threads")
+    assert environment.choose_threads("0")[0] is None and environment.choose_threads("many")[0] is None
+    busy, why = environment.choose_threads("auto", load=[99.0, 99.0, 99.0])
+    idle, _ = environment.choose_threads("auto", load=[0.0, 0.0, 0.0])
+    assert idle == settings.TORCH_DEFAULT_THREADS and busy == 1
+    if settings.TORCH_DEFAULT_THREADS > 1:
         assert "free" in why
-    cpus = bench.usable_cpus()
-    half, _ = bench.choose_threads("auto", load=[cpus - 1.0, 0.0, 0.0])  # one core left
+    cpus = environment.usable_cpus()
+    half, _ = environment.choose_threads("auto", load=[cpus - 1.0, 0.0, 0.0])  # one core left
     assert half == 1
