@@ -245,3 +245,56 @@ def test_threads_option():
     cpus = environment.usable_cpus()
     half, _ = environment.choose_threads("auto", load=[cpus - 1.0, 0.0, 0.0])  # one core left
     assert half == 1
+
+
+# ------------------------------------------------------------------- plain loop = Lightning step
+
+def _lightning_step(task, batch, seed: int, root: Path) -> None:
+    torch.manual_seed(seed)
+    with workloads.quiet_lightning():
+        workloads.bare_trainer(torch.device("cpu"), root, [], max_steps=1, limit_val_batches=0).fit(
+            task, train_dataloaders=workloads.InMemory([batch]))
+
+
+def _plain_step(w, task, batch, seed: int) -> None:
+    step = workloads.plain_step(w.task_name, task)
+    task.train()
+    torch.manual_seed(seed)
+    step(batch)
+
+
+def _same_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("task_name,extra", [("segmentation", ()), ("gan", ()),
+                                             ("gan", ("task.spectral_reg_weight=0.5",))])
+def test_plain_step_trains_exactly_as_the_lightning_step(tmp_path, task_name, extra):
+    """The overhead row's baseline is the same training: one plain step and one Lightning step from copies of
+    the same model, with the same random draws, leave bit-identical weights (and BatchNorm statistics)."""
+    import copy
+
+    w = workloads.build_workload(task_name, (*overhead.TINY_WORKLOADS[task_name], *extra), tmp_path,
+                                 torch.device("cpu"))
+    plain, light = copy.deepcopy(w.task), copy.deepcopy(w.task)
+    _plain_step(w, plain, w.batches[0], seed=3)
+    _lightning_step(light, w.batches[0], seed=3, root=tmp_path)
+    assert not _same_state(plain.model, w.task.model)  # a step was taken
+    assert _same_state(plain.model, light.model)
+
+
+def test_plain_gan_step_honours_the_spectral_regulariser(tmp_path):
+    """spectral_reg_weight changes the plain loop's generator update (not the discriminator's)."""
+    import copy
+
+    w = workloads.build_workload("gan", overhead.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
+    off, on = copy.deepcopy(w.task), copy.deepcopy(w.task)
+    on.hparams.spectral_reg_weight = 0.5
+    real = w.batches[0]
+    for task in (off, on):
+        _plain_step(w, task, real, seed=5)
+    assert _same_state(off.model.discriminator, on.model.discriminator)
+    assert not _same_state(off.model.generator, on.model.generator)
+    fake = on.fake_batch(real.shape[0], real.device)
+    assert on.generator_loss(real, fake) > off.generator_loss(real, fake)
