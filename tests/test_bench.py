@@ -231,7 +231,8 @@ def test_joblib_probe_says_why_when_missing(monkeypatch):
 
 
 def test_config_dir_is_the_repo_configs():
-    assert (settings.CONFIG_DIR / "train.yaml").is_file() and settings.CONFIG_DIR == Path(__file__).parents[1] / "configs"
+    config_dir = settings.CONFIG_DIR
+    assert (config_dir / "train.yaml").is_file() and config_dir == Path(__file__).parents[1] / "configs"
 
 
 def test_threads_option():
@@ -298,3 +299,137 @@ def test_plain_gan_step_honours_the_spectral_regulariser(tmp_path):
     assert not _same_state(off.model.generator, on.model.generator)
     fake = on.fake_batch(real.shape[0], real.device)
     assert on.generator_loss(real, fake) > off.generator_loss(real, fake)
+
+
+# ------------------------------------------------------------------------ bench.json and bench.md shape
+
+def _full_result() -> report.BenchResult:
+    """A hand-made result with every row (full mode: FID ideas, the threads row), and one failed row each."""
+    from upsample_zoo.bench import checkerboard, fid, scaling
+    from upsample_zoo.bench.environment import MatmulPeak
+
+    s, r = measure.summarize([1.0, 2.0]), measure.ratio_summary([1.0, 2.0], [2.0, 2.0])
+    fw = overhead.Framework("tiny", 3, s, s, s)
+    ov = overhead.Overhead("w", 2, 3, 1, s, s, r, overhead.Threads(2, s, s, r), fw, 0.5, 0.9)
+    run = fid.FidRun(1.0, 0.1, 0.5, 0.3, 0.1, False, 12.0)
+    cache = fid.FidCache(8, 8, run, run, 1.0, 0.5, 0.5, fid.Projected(1000, 1000, 10.0, 6.0, 0.6))
+    ideas = fid.Ideas(16, 2, {fid.DEFAULT_VARIANT: fid.Idea(s, r), "+ channels_last only": fid.Idea(s, r)})
+    row = bench_data.LoaderRow("cifar", 0, 8, s, s, 4, 100.0, 3.0)
+    sweep_row = sweep.SweepRow(s, [4], [1], s, s, s, s)
+    return report.BenchResult(
+        mode="full", command="upsample-zoo bench", settings=settings.FULL, device={"cpu": "x", "cpus_usable": 2,
+        "torch": "2", "device": "cpu", "gpu": None, "torch_threads": 1}, load_avg_start=[0.1, 0.1, 0.1],
+        errors={"overhead/gan": "RuntimeError: no"}, matmul=MatmulPeak(64, "float32", s),
+        upsamplers=upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], {
+            "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1), "carafe": measure.Failed("x")}),
+        overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
+        data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
+        fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),
+        checkerboard=checkerboard.Checkerboard(checkerboard.SegmentationCost(8, s, s, r),
+                                               checkerboard.GanCost(16, 16, 0.1, 0.2, 1.0, 1.3, {"median": 0.08})),
+        scaling=scaling.Scaling("U-Net", 2, 100, "AdamW", s, [scaling.Point(2, 64, s)],
+                                [scaling.Point(2, 48, s, 0.1, 0.2, 0.3), scaling.Point(2, 96, s, 0.1, 0.2, 0.3)],
+                                1.0, 1.5, 1.7),
+        sweep=sweep.Sweep(4, "python train.py -m x", {"sequential, 2 torch threads": sweep_row,
+                                                       sweep.PARALLEL: sweep_row}, r, "sequential, 2 torch threads",
+                          None, r, r),
+        wall_s=60.0, load_avg_end=[0.2, 0.2, 0.2], threads={"used": 1, "why": "--threads", "torch_default": 2})
+
+
+# bench.json's objects and their keys, in order (rows.* = every row of a table): what readers of bench.json use
+BENCH_JSON_KEYS = {
+    "": "schema mode command settings device load_avg_start errors matmul upsamplers overhead data fid checkerboard "
+        "scaling sweep wall_s load_avg_end threads headline",
+    "matmul": "n dtype gflops",
+    "upsamplers": "input channels rows",
+    "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio",
+    "upsamplers.rows.carafe": "error",
+    "overhead.segmentation": "workload batch_size pairs torch_threads plain_step_s lightning_step_s ratio threads "
+                             "framework overhead_ms_per_step ratio_implied",
+    "overhead.segmentation.threads": "default_threads default_step_s one_thread_step_s one_thread_speedup",
+    "overhead.segmentation.framework": "workload pairs plain_step_cpu_s lightning_step_cpu_s overhead_cpu_s",
+    "overhead.gan": "error",
+    "data": "rows",
+    "data.rows.segmentation/synthetic": "data num_workers batch_size steady_img_s cold_img_s batches_per_epoch "
+                                        "train_img_s ratio",
+    "data.rows.gan/synthetic": "data error",
+    "fid": "batch features_max_abs_diff features_equal_1e-4 torchmetrics_img_s project_img_s speedup "
+           "speedup_cpu_time inception_gflop_per_image inception_gflops_per_s inception_peak_ratio project_path "
+           "baseline_path ideas cache",
+    "fid.ideas": "batch rounds rows",
+    "fid.ideas.rows.+ channels_last only": "img_s vs_default",
+    "fid.cache": "n_real n_fake first second first_s second_s ratio projected note",
+    "fid.cache.first": "total_s build_s real_stats_s fake_s compute_s cached fid",
+    "fid.cache.projected": "n_real n_fake first_s second_s ratio",
+    "checkerboard": "segmentation gan",
+    "checkerboard.segmentation": "images test_epoch_s checkerboard_s fraction how",
+    "checkerboard.gan": "n_fake n_real checkerboard_s sampling_s fid_extraction_s test_epoch_s fraction how",
+    "scaling": "model batch params optimizer optimizer_step_s by_images by_side exponent_images exponent_side "
+               "exponent_side_without_optimizer",
+    "scaling.by_images.0": "images side epoch_s",
+    "scaling.by_side.0": "images side epoch_s optimizer_share gflop gflops_per_s",
+    "sweep": "jobs command rows speedup sequential speedup_vs_sequential_1thread speedup_jobs_only "
+             "job_slowdown_1thread",
+    "sweep.rows.sequential, 2 torch threads": "wall_s jobs_ok threads job_wall_s job_fit_s jobs_wall_s "
+                                              "outside_jobs_s",
+    "threads": "used why torch_default",
+    "headline": "overhead_segmentation overhead_gan overhead_segmentation_implied overhead_gan_implied "
+                "framework_ms_per_step fid_speedup fid_cache_ratio fid_cache_ratio_at_config_n matmul_peak_gflops "
+                "fid_features_max_abs_diff inception_peak_ratio data_ratio_min checkerboard_fraction_segmentation "
+                "checkerboard_fraction_gan scaling_exponent_images scaling_exponent_side sweep_speedup mode "
+                "torch_threads wall_s load_avg errors",
+}
+
+
+def _at(obj, path: str):
+    for part in path.split(".") if path else []:
+        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    return obj
+
+
+def test_bench_json_keeps_its_keys():
+    res = _full_result()
+    res.headline = report.headline(res)
+    js = json.loads(json.dumps(measure.to_json(res)))
+    for path, keys in BENCH_JSON_KEYS.items():
+        assert list(_at(js, path)) == keys.split(), path
+    assert list(js["settings"]) == [f.name for f in dataclasses.fields(settings.Settings)]
+    assert set(js["matmul"]["gflops"]) == {"median", "q1", "q3", "min", "max", "n", "samples"}
+    assert set(js["overhead"]["segmentation"]["ratio"]) == {"median", "q1", "q3", "min", "max", "n", "samples",
+                                                            "median_of_pairs"}
+    # a key only some runs have is left out, not written as null
+    res.overhead["segmentation"].threads, res.fid.ideas = None, None
+    js = measure.to_json(res)
+    assert "threads" not in js["overhead"]["segmentation"] and "ideas" not in js["fid"]
+    assert "upsamplers" not in measure.to_json(report.BenchResult(mode="quick"))
+
+
+def test_bench_md_has_every_heading_and_table():
+    md = report.render_markdown(_full_result()).splitlines()
+    headings = [line for line in md if line.startswith("#")]
+    assert headings == [
+        "# upsample-zoo bench (full)",
+        "## 1. Upsamplers: forward+backward, 8→4 channels, 8x8 input (16x16 output), batch 1, fp32",
+        "## 2. Framework overhead: Lightning training-step throughput ÷ plain PyTorch loop",
+        "## 3. Data pipeline: train-loader throughput ÷ training-step consumption",
+        "## 4. FID",
+        "## 5. Checkerboard metric: cost as a fraction of the test epoch (target < 1%)",
+        "## 6. Scaling: U-Net training epoch (U-Net, batch 2, plain loop)",
+        "## 7. Sweep throughput: 4 jobs, joblib (n_jobs=2) vs sequential, wall time of the whole command",
+        "## Errors"]
+    headers = [md[i - 1] for i, line in enumerate(md) if line.startswith("|---")]
+    assert headers == [
+        "| upsampler | params | GFLOP fwd+bwd | time ms | GFLOP/s | ÷ matmul peak |",
+        "| task | workload | pairs | plain ms/step | Lightning ms/step | **ratio (direct, wall)** | "
+        "framework ms/step (CPU) | ratio (implied) |",
+        "| task | default threads | ms/step | 1 thread ms/step | 1 thread ÷ default, speed |",
+        "| task | data | workers | batch | loader img/s | cold img/s | training img/s | ratio |",
+        "| figure | value (spread) | note |",
+        "| variant | img/s | ÷ default |",
+        "| task | checkerboard s | test epoch s | fraction | how |",
+        "| images | side | epoch s | GFLOP | GFLOP/s | optimizer step share |",
+        "| launcher | wall s | jobs ok | torch threads per job | s per job | of which fit | outside the jobs s |"]
+    first_cells = [line.split(" | ")[0] for line in md if line.startswith("| ")]  # overhead, threads, data, cb
+    assert first_cells.count("| segmentation") == 4 and "| carafe" in first_cells and "| gan" in first_cells
+    assert "- overhead/gan: RuntimeError: no" in md and "| gan | error: RuntimeError: no | | | | | | |" in md
+    assert any(line.startswith("| second FID run (real stats cached) ÷ first | 0.500 |") for line in md)

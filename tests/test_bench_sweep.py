@@ -38,7 +38,7 @@ def test_report_explains_the_speedup():
              "sequential": seq_name, "speedup": measure.ratio_summary([130.0], [100.0]),
              "speedup_vs_sequential_1thread": None, "speedup_jobs_only": measure.ratio_summary([120.0], [90.0]),
              "job_slowdown_1thread": measure.ratio_summary([45.0], [30.0])}
-    typed = bench_sweep.Sweep(**{**sweep, "rows": {name: bench_sweep.SweepRow(**r) for name, r in sweep["rows"].items()}})
+    typed = bench_sweep.Sweep(**{**sweep, "rows": {k: bench_sweep.SweepRow(**r) for k, r in sweep["rows"].items()}})
     md = "\n".join(bench_sweep.render(typed))
     assert f"| {par_name} | 100 (100–100) | 4/4 | 1 | 45.0 (45.0–45.0) | 20.0 (20.0–20.0) | 10.0" in md
     assert "÷ joblib wall: **1.30 (1.30–1.30)**" in md

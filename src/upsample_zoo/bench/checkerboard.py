@@ -11,8 +11,18 @@ import torch
 
 from upsample_zoo.bench.data import build_datamodule
 from upsample_zoo.bench.fid import fid_images
-from upsample_zoo.bench.measure import (Accumulator, Failed, Stopwatch, Summary, fmt, log, percent,
-                                        ratio_summary, summarize, sync)
+from upsample_zoo.bench.measure import (
+    Accumulator,
+    Failed,
+    Stopwatch,
+    Summary,
+    fmt,
+    log,
+    percent,
+    ratio_summary,
+    summarize,
+    sync,
+)
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import Workload, bare_trainer, build_model, quiet_lightning
 

@@ -14,8 +14,23 @@ from pathlib import Path
 
 import torch
 
-from upsample_zoo.bench.measure import (Clock, Failed, Stopwatch, Summary, count_flops, fmt, fmt_spread, json_key, log,
-                                        optional, ratio_summary, summarize, sync, torch_threads)
+from upsample_zoo.bench.measure import (
+    Clock,
+    Failed,
+    Stopwatch,
+    Summary,
+    count_flops,
+    fmt,
+    fmt_spread,
+    json_key,
+    log,
+    optional,
+    ratio_summary,
+    summarize,
+    sync,
+    time_calls,
+    torch_threads,
+)
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import compose_config
 
@@ -23,6 +38,7 @@ PROJECT_PATH = ("build_fid_metric: BatchNorm folded into the convs, channels_las
                 "update() under torch.inference_mode (compute_fid, the real-stats pass, Lightning test)")
 BASELINE_PATH = ("FrechetInceptionDistance(feature=2048, antialias=False, same weights).update(), "
                  "NCHW, no inference_mode")
+DEFAULT_VARIANT = "torchmetrics default (NCHW, autograd on)"
 CACHE_NOTE = ("one pair of runs, each: build the metric, fill the real statistics (computed, then loaded), "
               "extract the fakes, compute()")
 
@@ -205,13 +221,9 @@ def idea_variants(s: Settings, proj, weights_path: Path, batch: torch.Tensor) ->
     return variants
 
 
-DEFAULT_VARIANT = "torchmetrics default (NCHW, autograd on)"
-
 
 def fid_ideas(s: Settings, device: torch.device, proj, weights_path: Path, batch: torch.Tensor) -> Ideas:
     """Each idea alone, against torchmetrics' default forward, interleaved: img/s ratio per idea."""
-    from upsample_zoo.bench.measure import time_calls
-
     variants = idea_variants(s, proj, weights_path, batch)
     per_image: dict[str, list[float]] = {k: [] for k in variants}
     for fn, _ in variants.values():
@@ -305,6 +317,7 @@ def render(f: Fid | Failed) -> list[str]:
     if f.ideas:
         lines += [f"\nEach idea alone (Inception forward, batch {f.ideas.batch}, {f.ideas.rounds} interleaved "
                   "rounds), img/s ÷ torchmetrics' default:\n", "| variant | img/s | ÷ default |", "|---|---:|---:|"]
-        lines += [f"| {name} | {fmt_spread(r.img_s)} | {fmt_spread(r.vs_default)} |" for name, r in f.ideas.rows.items()]
+        lines += [f"| {name} | {fmt_spread(r.img_s)} | {fmt_spread(r.vs_default)} |"
+                  for name, r in f.ideas.rows.items()]
     lines.append("")
     return lines

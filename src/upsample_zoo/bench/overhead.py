@@ -9,8 +9,18 @@ from pathlib import Path
 
 import torch
 
-from upsample_zoo.bench.measure import (Clock, Failed, Summary, fmt, fmt_spread, log, optional, ratio_summary,
-                                        summarize, torch_threads)
+from upsample_zoo.bench.measure import (
+    Clock,
+    Failed,
+    Summary,
+    fmt,
+    fmt_spread,
+    log,
+    optional,
+    ratio_summary,
+    summarize,
+    torch_threads,
+)
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import Workload, build_workload, interleaved_fit, plain_block
 

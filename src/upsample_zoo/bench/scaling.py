@@ -9,8 +9,18 @@ from pathlib import Path
 
 import torch
 
-from upsample_zoo.bench.measure import (Failed, Summary, count_flops, fit_exponent, fmt, fmt_spread, log, optional,
-                                        summarize, time_calls)
+from upsample_zoo.bench.measure import (
+    Failed,
+    Summary,
+    count_flops,
+    fit_exponent,
+    fmt,
+    fmt_spread,
+    log,
+    optional,
+    summarize,
+    time_calls,
+)
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import build_model, compose_config
 

@@ -11,8 +11,18 @@ from typing import Any
 
 import torch
 
-from upsample_zoo.bench.measure import (Failed, Summary, autorange_calls, count_flops, fmt, fmt_spread,
-                                        forward_backward, log, one_line, summarize)
+from upsample_zoo.bench.measure import (
+    Failed,
+    Summary,
+    autorange_calls,
+    count_flops,
+    fmt,
+    fmt_spread,
+    forward_backward,
+    log,
+    one_line,
+    summarize,
+)
 from upsample_zoo.bench.settings import CONFIG_DIR, Settings
 from upsample_zoo.zoo import list_upsamplers
 
