@@ -90,13 +90,17 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.d
     return out
 
 
-def autorange_calls(fn: Callable[[], Any], min_run_time: float) -> list[float]:
-    """Seconds per call of ``fn`` from ``torch.utils.benchmark.Timer.blocked_autorange``: its own warm-up and
-    block sizing, at this thread count, synchronized on an accelerator; one figure per block."""
+def autorange_calls(fn: Callable[[], Any], min_run_time: float, min_samples: int = 1) -> list[float]:
+    """Seconds per call of ``fn`` from ``torch.utils.benchmark.Timer.blocked_autorange`` (its own warm-up and
+    block sizing, at this thread count, synchronized on an accelerator): one figure per block, repeated until
+    there are at least ``min_samples`` (a call slower than ``min_run_time`` fills a block alone)."""
     from torch.utils.benchmark import Timer
 
     timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return list(timer.blocked_autorange(min_run_time=min_run_time).times)
+    times: list[float] = []
+    while len(times) < max(1, min_samples):
+        times += timer.blocked_autorange(min_run_time=min_run_time).times
+    return times
 
 
 @dataclasses.dataclass
@@ -193,8 +197,6 @@ def one_line(e: BaseException) -> str:
     msg = " ".join(str(e).split())
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
-
-# ---- result dataclasses as JSON
 
 @dataclasses.dataclass
 class Failed:

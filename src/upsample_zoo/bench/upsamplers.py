@@ -26,7 +26,7 @@ from upsample_zoo.bench.measure import (
 from upsample_zoo.bench.settings import CONFIG_DIR, Settings
 from upsample_zoo.zoo import list_upsamplers
 
-MIN_RUN_TIME_PER_REPEAT = 0.1  # seconds of timed blocks per upsampler: repeats x this
+MIN_RUN_TIME_PER_REPEAT = 0.1  # seconds of timed blocks per upsampler: repeats x this, and >= repeats blocks
 
 
 @dataclass
@@ -82,7 +82,7 @@ def measure_one(cfg, s: Settings, x: torch.Tensor, g: torch.Generator, device: t
     fwd_flops = count_flops(lambda: up(x.detach(), **kw))
     for _ in range(s.warmup):
         fwd_bwd()
-    times = summarize(autorange_calls(fwd_bwd, MIN_RUN_TIME_PER_REPEAT * s.repeats))
+    times = summarize(autorange_calls(fwd_bwd, MIN_RUN_TIME_PER_REPEAT * s.repeats, min_samples=s.repeats))
     gflops = flops / times["median"] / 1e9
     return UpsamplerRow(params=sum(p.numel() for p in up.parameters()), output=list(out_shape),
                         flops_fwd_bwd=flops, flops_fwd=fwd_flops, time_s=times, gflops_per_s=gflops,
