@@ -123,26 +123,42 @@ class GANTask(L.LightningModule):
                 "task.lr or change the seed"
             )
 
+    def fake_batch(self, n: int, device: torch.device) -> torch.Tensor:
+        """n generated images from a fresh z (one draw from the global RNG): the fakes of one training step."""
+        return self.generator(torch.randn(n, self.model.z_dim, device=device))
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, D(real) logits, D(fake) logits): BCE of the discriminator on real vs detached fake images."""
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        return loss, d_real, d_fake
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """The non-saturating generator loss, plus the spectral regulariser when ``spectral_reg_weight > 0``."""
+        d_gen = self.discriminator(fake)
+        loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        if self.hparams.spectral_reg_weight > 0:
+            from upsample_zoo.metrics.spectral import spectral_loss
+
+            loss = loss + self.hparams.spectral_reg_weight * spectral_loss(fake, real)
+        return loss
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One discriminator step, then one generator step on the same fakes (the losses above: a plain
+        PyTorch loop that calls them in this order trains identically)."""
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
         opt_g, opt_d = self.optimizers()
-        z = torch.randn(real.shape[0], self.model.z_dim, device=self.device)
-        fake = self.generator(z)
+        fake = self.fake_batch(real.shape[0], self.device)
 
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
-        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
-            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        loss_d, d_real, d_fake = self.discriminator_loss(real, fake)
         self._check_finite(loss_d=loss_d)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
 
-        d_gen = self.discriminator(fake)
-        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))  # non-saturating
-        if self.hparams.spectral_reg_weight > 0:
-            from upsample_zoo.metrics.spectral import spectral_loss
-
-            loss_g = loss_g + self.hparams.spectral_reg_weight * spectral_loss(fake, real)
+        loss_g = self.generator_loss(real, fake)
         self._check_finite(loss_g=loss_g)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)

@@ -60,9 +60,15 @@ class SegmentationTask(L.LightningModule):
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The training loss of one batch, (images, masks, sizes) from pad_collate or a plain (images, masks):
+        what training_step minimises, and what a plain PyTorch loop (the bench's baseline) calls."""
+        x, y, *_ = batch
+        return self._loss(self(x), y)
+
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        x, y, *_ = batch  # (images, masks, sizes) from pad_collate; a plain (images, masks) works too
-        loss = self._loss(self(x), y)
+        x = batch[0]
+        loss = self.loss(batch)
         if not torch.isfinite(loss):
             raise DivergenceError(
                 f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}; "
