@@ -9,14 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
 from upsample_zoo.metrics.spectral import (
     CheckerboardScore,
     azimuthal_spectrum,
     checkerboard_score,
     mean_log_spectrum,
     one_over_f_images,
-    save_azimuthal_figure,
-    save_spectrum_figure,
     spectral_loss,
 )
 from upsample_zoo.upsamplers import TransposedConv

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from functools import lru_cache, wraps
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -47,7 +45,7 @@ MIN_SIDE = 12  # the 9x9 neighbourhood of a Nyquist bin must not wrap onto itsel
 MIN_GRID_SPACING = 8
 HF_BAND = (0.375, 0.5)  # cycles/px
 LF_BAND = (0.05, 0.2)
-_EPS = 1e-20
+POWER_EPS = 1e-20  # added to powers before a log or a ratio: 0 stays finite
 UNIT_RANGE = (0.0, 1.0)
 RANGE_TOL = 0.1  # accepted overshoot of a float input's declared range, as a fraction of its span
 FLAT_POWER = 1e-12  # mean power per bin (windowed variance, range = 1) at or below which a set is constant
@@ -272,7 +270,7 @@ def peak_and_background(power: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
 
 def contrast_db(power: Tensor, bins: Tensor) -> Tensor:
     peak, bg = peak_and_background(power, bins)
-    return 10 * torch.log10((peak + _EPS) / (bg + _EPS))
+    return 10 * torch.log10((peak + POWER_EPS) / (bg + POWER_EPS))
 
 
 def grid_bins(h: int, w: int, period: int) -> Tensor:
@@ -339,14 +337,14 @@ def mean_power_spectrum(x: Tensor) -> Tensor:
 
 def mean_log_spectrum(x: Tensor) -> Tensor:
     """(H, W) fftshifted 10 log10 of the batch- and channel-mean power (DC in the centre)."""
-    return torch.fft.fftshift(10 * torch.log10(mean_power_spectrum(x) + _EPS))
+    return torch.fft.fftshift(10 * torch.log10(mean_power_spectrum(x) + POWER_EPS))
 
 
 def spectral_hf_gap_db(power_gen: Tensor, power_ref: Tensor) -> float:
     """Mean over 0.375..0.5 cycles/px of 10 log10(S_gen / S_ref) minus the same over 0.05..0.2."""
     def band_db(power: Tensor) -> tuple[float, float]:
         f, s = radial_profile(power)
-        db = 10 * torch.log10(s + _EPS)
+        db = 10 * torch.log10(s + POWER_EPS)
         hi = (f >= HF_BAND[0]) & (f <= HF_BAND[1])
         lo = (f >= LF_BAND[0]) & (f <= LF_BAND[1])
         return db[hi].mean().item(), db[lo].mean().item()
@@ -400,7 +398,7 @@ def scores_from_power(power: Tensor, grad_power: Tensor, scale: int) -> dict[str
         return {"checkerboard_db": nan, "checkerboard_grid_max_db": nan, "checkerboard_grid_period": float(p),
                 "checkerboard_amp": nan, "blockiness_db": nan}
     peak, bg = peak_and_background(power, nyq)
-    cb = 10 * torch.log10((peak + _EPS) / (bg + _EPS))
+    cb = 10 * torch.log10((peak + POWER_EPS) / (bg + POWER_EPS))
     # Excess power over the 3x3 block is (h w / 9) A^2 for a pattern of RMS amplitude A (Parseval).
     amp = torch.sqrt((peak - bg).clamp(min=0).sum() * 9 / (h * w)) * 255
     if is_flat(grad_power):
@@ -495,49 +493,6 @@ def checkerboard_score(x: Tensor, scale: int = 2, ref: Tensor | None = None,
     if ref is not None:
         metric.update(ref.to(x.device), real=True)
     return {k: float(v) for k, v in metric.compute().items()}
-
-
-# ---- figures --------------------------------------------------------------------------------------
-
-def save_spectrum_figure(power2d: Tensor, path: str | Path, title: str = "mean log-power spectrum") -> Path:
-    """The 2-D mean power spectrum (linear, unshifted, e.g. ``metric.mean_power()``) as fftshifted dB."""
-    import matplotlib.pyplot as plt
-
-    from upsample_zoo.figures import save_figure
-
-    db = torch.fft.fftshift(10 * torch.log10(power2d.detach().double().cpu() + _EPS)).numpy()
-    h, w = db.shape
-    fy, fx = (torch.fft.fftshift(torch.fft.fftfreq(n, dtype=torch.float64)).tolist() for n in (h, w))
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = ax.imshow(db, cmap="magma", origin="lower", extent=(
-        fx[0] - 0.5 / w, fx[-1] + 0.5 / w, fy[0] - 0.5 / h, fy[-1] + 0.5 / h))
-    ax.set_xlabel("f_x (cycles/px)")
-    ax.set_ylabel("f_y (cycles/px)")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="dB")
-    return save_figure(fig, path)
-
-
-def save_azimuthal_figure(curves: Mapping[str, tuple[Tensor, Tensor]], path: str | Path,
-                          title: str = "azimuthal power spectrum") -> Path:
-    """1-D spectra {label: (freqs, power)} on one plot, power in dB."""
-    import matplotlib.pyplot as plt
-
-    from upsample_zoo.figures import save_figure
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for label, (f, s) in curves.items():
-        f, s = torch.as_tensor(f).detach().cpu(), torch.as_tensor(s).detach().double().cpu()
-        ax.plot(f[1:].numpy(), (10 * torch.log10(s[1:] + _EPS)).numpy(), label=label, lw=1.2)
-    for edge in (*LF_BAND, HF_BAND[0]):
-        ax.axvline(edge, color="0.8", lw=0.8, ls="--")
-    ax.set_xlabel("radius (cycles/px)")
-    ax.set_ylabel("power (dB)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
-
-
 
 
 # ---- spectral Fréchet distance ----------------------------------------------------------
@@ -716,8 +671,6 @@ __all__ = [
     "one_over_f_images",
     "power_spectrum",
     "radial_profile",
-    "save_azimuthal_figure",
-    "save_spectrum_figure",
     "spectral_fd",
     "spectral_feature_names",
     "spectral_hf_gap_db",

@@ -264,7 +264,8 @@ class GANTask(L.LightningModule):
         self.test_checkerboard.update(to_uint8(real), real=True)
 
     def on_test_epoch_end(self) -> None:
-        from upsample_zoo.metrics.spectral import azimuthal_spectrum, save_azimuthal_figure, save_spectrum_figure
+        from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
+        from upsample_zoo.metrics.spectral import azimuthal_spectrum
 
         n_fake = self.hparams.num_fake
         fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)  # one sample set for every test metric

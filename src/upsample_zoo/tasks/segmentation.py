@@ -12,10 +12,10 @@ from torch import nn
 
 from upsample_zoo.constants import VOID
 from upsample_zoo.errors import DivergenceError
-from upsample_zoo.figures import log_image, save_prediction_grid
-from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap, save_grid_error_figure
+from upsample_zoo.figures import log_image, save_grid_error_figure, save_prediction_grid, save_spectrum_figure
+from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
-from upsample_zoo.metrics.spectral import CheckerboardScore, save_spectrum_figure
+from upsample_zoo.metrics.spectral import CheckerboardScore
 
 
 class SegmentationTask(L.LightningModule):
