@@ -9,15 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
-from upsample_zoo.metrics.spectral import (
-    CheckerboardScore,
-    azimuthal_spectrum,
-    checkerboard_score,
-    mean_log_spectrum,
-    one_over_f_images,
-    spectral_loss,
-)
+from upsample_zoo.metrics.checkerboard import CheckerboardScore, checkerboard_score
+from upsample_zoo.metrics.spectrum import azimuthal_spectrum, mean_log_spectrum, spectral_loss
 from upsample_zoo.upsamplers import TransposedConv
 
 KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
@@ -402,7 +397,7 @@ def test_figures_are_written_atomically(tmp_path):
 def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scale):
     # batch_power_sums differentiates only the analysed window when it can; the numbers must be those
     # of the whole image's gradient map cropped to the window
-    from upsample_zoo.metrics.spectral import _power_sum, analysis_size, batch_power_sums, gradient_energy
+    from upsample_zoo.metrics.checkerboard import _power_sum, analysis_size, batch_power_sums, gradient_energy
 
     x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
     c, hh, ww = analysis_size(side, side, scale)

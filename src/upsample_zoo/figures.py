@@ -17,7 +17,7 @@ from torch import Tensor  # noqa: E402
 from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
-from upsample_zoo.metrics.spectral import HF_BAND, LF_BAND, POWER_EPS  # noqa: E402
+from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, POWER_EPS  # noqa: E402
 
 IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 
