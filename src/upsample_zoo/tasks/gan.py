@@ -201,7 +201,7 @@ class GANTask(L.LightningModule):
     def prepare_evaluation(self) -> None:
         """Resolve and verify the FID weights when the run is built: a missing or corrupt file is one line
         before training, not after it. (The metric itself is built on first use, on the run's device.)"""
-        from upsample_zoo.metrics.fid import resolve_fid_weights
+        from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
         resolve_fid_weights(self.hparams.cache_dir or ".cache", self.hparams.fid_weights_path)
 
