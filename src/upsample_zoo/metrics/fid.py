@@ -60,6 +60,7 @@ from upsample_zoo.atomic import atomic_write_bytes
 from upsample_zoo.errors import ConfigError, DataError
 from upsample_zoo.metrics.fid_weights import TF_WEIGHTS_LABEL, resolve_fid_weights
 from upsample_zoo.metrics.frechet import frechet_distance as gaussian_frechet_distance
+from upsample_zoo.metrics.frechet import gaussian_from_sums
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,7 @@ def _real_pass(metric: FrechetInceptionDistance, real_batches: Callable[[], Iter
     if n < n_real:
         log.warning("FID real statistics: only %d of n_real=%d images available", n, n_real)
     s, ss = metric.real_features_sum.cpu().double(), metric.real_features_cov_sum.cpu().double()
-    mu = s / n
-    sigma = (ss - n * torch.outer(mu, mu)) / (n - 1)
+    mu, sigma = gaussian_from_sums(s, ss, n)
     return mu.numpy(), sigma.numpy(), n
 
 

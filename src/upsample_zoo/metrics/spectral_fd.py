@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from upsample_zoo.metrics.frechet import frechet_distance
+from upsample_zoo.metrics.frechet import frechet_distance, gaussian_from_sums
 from upsample_zoo.metrics.spectrum import (
     cached_tensors,
     check_batch,
@@ -172,9 +172,7 @@ class SpectralFD(Metric):
         n = getattr(self, f"{kind}_n")
         if n.item() < 2:
             raise RuntimeError(f"SpectralFD: need at least 2 {kind} images, got {int(n.item())}")
-        mu = getattr(self, f"{kind}_sum") / n
-        cov = (getattr(self, f"{kind}_outer") - n * torch.outer(mu, mu)) / (n - 1)
-        return mu, cov
+        return gaussian_from_sums(getattr(self, f"{kind}_sum"), getattr(self, f"{kind}_outer"), n)
 
     def compute(self) -> Tensor:
         return frechet_distance(*self._gaussian("real"), *self._gaussian("fake"))
