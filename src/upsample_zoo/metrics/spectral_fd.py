@@ -37,13 +37,18 @@ def _alias_periods(h: int, w: int, scale: int) -> list[int]:
     return [p for p in range(3, int(scale) + 1) if scale % p == 0 and h % p == 0 and w % p == 0]
 
 
+def _nyquist_bins(h: int, w: int) -> list[tuple[int, int]]:
+    """The bins (H/2, 0), (0, W/2), (H/2, W/2) that exist: an odd side has no Nyquist frequency."""
+    return [(r, c) for r, c in ((h // 2, 0), (0, w // 2), (h // 2, w // 2))
+            if (r == 0 or h % 2 == 0) and (c == 0 or w % 2 == 0)]
+
+
 @cached_tensors(maxsize=32)
 def _spectral_fd_bins(h: int, w: int, scale: int) -> tuple[Tensor, Tensor, Tensor]:
     """Flat indices (row * W + col) of the Nyquist bins, of the aliasing bins of periods > 2, and each
     aliasing bin's group (0 for the first period, ...). A bin of period p is (i H/p, j W/p) with
     gcd(i, j, p) = 1: exactly period p, not one of its divisors' (those have their own group)."""
-    nyq = [(r, c) for r, c in ((h // 2, 0), (0, w // 2), (h // 2, w // 2))
-           if (r == 0 or h % 2 == 0) and (c == 0 or w % 2 == 0)]
+    nyq = _nyquist_bins(h, w)
     alias, group = [], []
     for g, p in enumerate(_alias_periods(h, w, scale)):
         for i in range(p):
@@ -68,8 +73,7 @@ def spectral_feature_names(h: int, w: int, scale: int = SPECTRAL_FD_SCALE) -> li
     side = min(h, w)
     n_r = side // 2 + 1
     names = [f"ring {r}/{side}" for r in range(1, n_r)] + (["corner ring"] if _has_corner_ring(h, w) else [])
-    names += [f"nyquist ({r}, {c})" for r, c in ((h // 2, 0), (0, w // 2), (h // 2, w // 2))
-              if (r == 0 or h % 2 == 0) and (c == 0 or w % 2 == 0)]
+    names += [f"nyquist ({r}, {c})" for r, c in _nyquist_bins(h, w)]
     return names + [f"aliasing period {p}" for p in _alias_periods(h, w, scale)]
 
 
