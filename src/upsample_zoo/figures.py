@@ -17,7 +17,7 @@ from torch import Tensor  # noqa: E402
 from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
-from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, POWER_EPS  # noqa: E402
+from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, power_db  # noqa: E402
 
 IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 
@@ -80,7 +80,7 @@ def log_image(loggers: Sequence, key: str, path: Path) -> None:
 
 def save_spectrum_figure(power2d: Tensor, path: str | Path, title: str = "mean log-power spectrum") -> Path:
     """The 2-D mean power spectrum (linear, unshifted, e.g. ``metric.mean_power()``) as fftshifted dB."""
-    db = torch.fft.fftshift(10 * torch.log10(power2d.detach().double().cpu() + POWER_EPS)).numpy()
+    db = torch.fft.fftshift(power_db(power2d.detach().double().cpu())).numpy()
     h, w = db.shape
     fy, fx = (torch.fft.fftshift(torch.fft.fftfreq(n, dtype=torch.float64)).tolist() for n in (h, w))
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
@@ -99,7 +99,7 @@ def save_azimuthal_figure(curves: Mapping[str, tuple[Tensor, Tensor]], path: str
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for label, (f, s) in curves.items():
         f, s = torch.as_tensor(f).detach().cpu(), torch.as_tensor(s).detach().double().cpu()
-        ax.plot(f[1:].numpy(), (10 * torch.log10(s[1:] + POWER_EPS)).numpy(), label=label, lw=1.2)
+        ax.plot(f[1:].numpy(), power_db(s[1:]).numpy(), label=label, lw=1.2)
     for edge in (*LF_BAND, HF_BAND[0]):
         ax.axvline(edge, color="0.8", lw=0.8, ls="--")
     ax.set_xlabel("radius (cycles/px)")

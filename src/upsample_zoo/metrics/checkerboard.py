@@ -142,9 +142,12 @@ def peak_and_background(power: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
     return peak, meds.max(dim=1).values
 
 
-def contrast_db(power: Tensor, bins: Tensor) -> Tensor:
-    peak, bg = peak_and_background(power, bins)
+def _ratio_db(peak: Tensor, bg: Tensor) -> Tensor:
     return 10 * torch.log10((peak + POWER_EPS) / (bg + POWER_EPS))
+
+
+def contrast_db(power: Tensor, bins: Tensor) -> Tensor:
+    return _ratio_db(*peak_and_background(power, bins))
 
 
 def grid_bins(h: int, w: int, period: int) -> Tensor:
@@ -190,7 +193,7 @@ def scores_from_power(power: Tensor, grad_power: Tensor, scale: int) -> dict[str
         return {"checkerboard_db": nan, "checkerboard_grid_max_db": nan, "checkerboard_grid_period": float(p),
                 "checkerboard_amp": nan, "blockiness_db": nan}
     peak, bg = peak_and_background(power, nyq)
-    cb = 10 * torch.log10((peak + POWER_EPS) / (bg + POWER_EPS))
+    cb = _ratio_db(peak, bg)
     # Excess power over the 3x3 block is (h w / 9) A^2 for a pattern of RMS amplitude A (Parseval).
     amp = torch.sqrt((peak - bg).clamp(min=0).sum() * 9 / (h * w)) * 255
     if is_flat(grad_power):

@@ -177,16 +177,21 @@ def mean_power_spectrum(x: Tensor) -> Tensor:
     return power_spectrum(to_unit(x)).mean(dim=(0, 1))
 
 
+def power_db(power: Tensor) -> Tensor:
+    """10 log10 of a power (spectrum), finite at 0."""
+    return 10 * torch.log10(power + POWER_EPS)
+
+
 def mean_log_spectrum(x: Tensor) -> Tensor:
     """(H, W) fftshifted 10 log10 of the batch- and channel-mean power (DC in the centre)."""
-    return torch.fft.fftshift(10 * torch.log10(mean_power_spectrum(x) + POWER_EPS))
+    return torch.fft.fftshift(power_db(mean_power_spectrum(x)))
 
 
 def spectral_hf_gap_db(power_gen: Tensor, power_ref: Tensor) -> float:
     """Mean over 0.375..0.5 cycles/px of 10 log10(S_gen / S_ref) minus the same over 0.05..0.2."""
     def band_db(power: Tensor) -> tuple[float, float]:
         f, s = radial_profile(power)
-        db = 10 * torch.log10(s + POWER_EPS)
+        db = power_db(s)
         hi = (f >= HF_BAND[0]) & (f <= HF_BAND[1])
         lo = (f >= LF_BAND[0]) & (f <= LF_BAND[1])
         return db[hi].mean().item(), db[lo].mean().item()
@@ -226,6 +231,7 @@ __all__ = [
     "hann_window_2d",
     "mean_log_spectrum",
     "mean_power_spectrum",
+    "power_db",
     "power_spectrum",
     "radial_profile",
     "ring_index",
