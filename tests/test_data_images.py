@@ -16,7 +16,6 @@ from PIL import Image
 
 from tests.conftest import SHARED_DATA, compose_cfg
 from upsample_zoo.conversions import to_uint8
-from upsample_zoo.data.cifar10 import CIFAR10DataModule
 from upsample_zoo.data.cifar_synthetic import (
     CHUNK,
     SyntheticImageDataModule,
@@ -25,6 +24,7 @@ from upsample_zoo.data.cifar_synthetic import (
     spectral_slope,
 )
 from upsample_zoo.data.images import (
+    CIFAR10DataModule,
     ImageFileDataset,
     ImageFolderDataModule,
     check_header,
@@ -327,7 +327,7 @@ def test_cifar10_download_failure_offline(tmp_path, monkeypatch):
 
 
 def test_cifar10_module_conventions(monkeypatch):
-    from upsample_zoo.data import cifar10
+    from upsample_zoo.data import images
 
     rng = np.random.default_rng(0)
     fake = {True: rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
@@ -337,7 +337,7 @@ def test_cifar10_module_conventions(monkeypatch):
         def __init__(self, train):
             self.data = fake[train]
 
-    monkeypatch.setattr(cifar10, "open_cifar10", lambda root, train, download: Fake(train))
+    monkeypatch.setattr(images, "open_cifar10", lambda root, train, download: Fake(train))
     dm = CIFAR10DataModule("unused", batch_size=8, val_batch_size=5, num_workers=0, max_images=40,
                            max_ref_images=10, ref_split="test", crop_size=64)
     dm.setup()
@@ -415,7 +415,7 @@ def test_floor_set_is_disjoint_from_the_reference_set_and_seeded(tmp_path):
 
 
 def test_floor_set_of_cifar10_module(monkeypatch):
-    from upsample_zoo.data import cifar10
+    from upsample_zoo.data import images
 
     data = np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
 
@@ -423,7 +423,7 @@ def test_floor_set_of_cifar10_module(monkeypatch):
         def __init__(self, train):
             self.data = data
 
-    monkeypatch.setattr(cifar10, "open_cifar10", lambda root, train, download: Fake(train))
+    monkeypatch.setattr(images, "open_cifar10", lambda root, train, download: Fake(train))
     dm = CIFAR10DataModule("unused", batch_size=4, num_workers=0, max_ref_images=12)
     dm.setup()
     floor = dm.floor_set(7)
