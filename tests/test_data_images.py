@@ -23,13 +23,8 @@ from upsample_zoo.data.cifar_synthetic import (
     generate_images,
     spectral_slope,
 )
-from upsample_zoo.data.images import (
-    CIFAR10DataModule,
-    ImageFileDataset,
-    ImageFolderDataModule,
-    check_header,
-    find_images,
-)
+from upsample_zoo.data.image_files import ImageFileDataset, check_header, find_images
+from upsample_zoo.data.images import CIFAR10DataModule, ImageFolderDataModule
 from upsample_zoo.errors import ConfigError, DataError
 
 SMALL = {"num_train": 64, "num_test": 16, "seed": 5}
