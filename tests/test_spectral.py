@@ -9,16 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upsample_zoo.metrics.spectral import (
-    CheckerboardScore,
-    azimuthal_spectrum,
-    checkerboard_score,
-    mean_log_spectrum,
-    one_over_f_images,
-    save_azimuthal_figure,
-    save_spectrum_figure,
-    spectral_loss,
-)
+from upsample_zoo.data.noise import one_over_f_images
+from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
+from upsample_zoo.metrics.checkerboard import CheckerboardScore, checkerboard_score
+from upsample_zoo.metrics.spectrum import azimuthal_spectrum, mean_log_spectrum, spectral_loss
 from upsample_zoo.upsamplers import TransposedConv
 
 KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
@@ -342,6 +336,28 @@ def test_azimuthal_spectrum_white_and_one_over_f():
     assert slope == pytest.approx(-2.0, abs=0.3)  # amplitude 1/f -> power 1/f^2
 
 
+@pytest.mark.parametrize("periodic", [True, False])
+def test_azimuthal_spectrum_equals_numpy_rings(periodic):
+    # the one radial spectrum serves the metrics (periodic Hann) and the synthetic data's slope check
+    # (numpy's symmetric hanning): both against a direct numpy computation, ring by ring
+    x = np.random.default_rng(3).normal(size=(4, 2, 24, 30))
+    x[:, :, :, ::3] += 1.5  # a vertical stripe pattern: power concentrated on a few rings
+    h, w = x.shape[-2:]
+    win = np.outer(np.hanning(h), np.hanning(w)) if not periodic else np.outer(
+        0.5 - 0.5 * np.cos(2 * np.pi * np.arange(h) / h), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(w) / w))
+    power = np.abs(np.fft.fft2((x - x.mean(axis=(-2, -1), keepdims=True)) * win)) ** 2 / (win**2).sum()
+    f, expected = _np_radial_batch(power.mean(axis=1))
+    az = azimuthal_spectrum(torch.from_numpy(x), periodic_window=periodic)
+    np.testing.assert_allclose(az.freqs.numpy(), f)
+    np.testing.assert_allclose(az.per_image.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(az.mean.numpy(), expected.mean(axis=0), rtol=1e-6)
+
+
+def _np_radial_batch(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = [_np_radial(q) for q in p]
+    return rows[0][0], np.stack([r[1] for r in rows])
+
+
 def test_mean_log_spectrum_is_centred():
     x = 0.5 + 0.2 * torch.cos(2 * torch.pi * 4 * torch.arange(64) / 64).expand(2, 1, 64, 64)
     db = mean_log_spectrum(x)
@@ -403,7 +419,7 @@ def test_figures_are_written_atomically(tmp_path):
 def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scale):
     # batch_power_sums differentiates only the analysed window when it can; the numbers must be those
     # of the whole image's gradient map cropped to the window
-    from upsample_zoo.metrics.spectral import _power_sum, analysis_size, batch_power_sums, gradient_energy
+    from upsample_zoo.metrics.checkerboard import _power_sum, analysis_size, batch_power_sums, gradient_energy
 
     x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
     c, hh, ww = analysis_size(side, side, scale)

@@ -9,16 +9,10 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-from upsample_zoo.metrics.spectral import (
-    SpectralFD,
-    azimuthal_spectrum,
-    frechet_distance,
-    log_spectral_features,
-    one_over_f_images,
-    power_spectrum,
-    spectral_fd,
-    spectral_feature_names,
-)
+from upsample_zoo.data.noise import one_over_f_images
+from upsample_zoo.metrics.frechet import frechet_distance
+from upsample_zoo.metrics.spectral_fd import SpectralFD, log_spectral_features, spectral_fd, spectral_feature_names
+from upsample_zoo.metrics.spectrum import azimuthal_spectrum, power_spectrum
 
 
 def _images(n: int, seed: int) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -12,10 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
 
 from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
+from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, power_db  # noqa: E402
 
 IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 
@@ -74,3 +76,50 @@ def log_image(loggers: Sequence, key: str, path: Path) -> None:
             from PIL import Image
 
             lg.experiment.add_image(key, np.asarray(Image.open(path).convert("RGB")), dataformats="HWC")
+
+
+def save_spectrum_figure(power2d: Tensor, path: str | Path, title: str = "mean log-power spectrum") -> Path:
+    """The 2-D mean power spectrum (linear, unshifted, e.g. ``metric.mean_power()``) as fftshifted dB."""
+    db = torch.fft.fftshift(power_db(power2d.detach().double().cpu())).numpy()
+    h, w = db.shape
+    fy, fx = (torch.fft.fftshift(torch.fft.fftfreq(n, dtype=torch.float64)).tolist() for n in (h, w))
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im = ax.imshow(db, cmap="magma", origin="lower", extent=(
+        fx[0] - 0.5 / w, fx[-1] + 0.5 / w, fy[0] - 0.5 / h, fy[-1] + 0.5 / h))
+    ax.set_xlabel("f_x (cycles/px)")
+    ax.set_ylabel("f_y (cycles/px)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="dB")
+    return save_figure(fig, path)
+
+
+def save_azimuthal_figure(curves: Mapping[str, tuple[Tensor, Tensor]], path: str | Path,
+                          title: str = "azimuthal power spectrum") -> Path:
+    """1-D spectra {label: (freqs, power)} on one plot, power in dB."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for label, (f, s) in curves.items():
+        f, s = torch.as_tensor(f).detach().cpu(), torch.as_tensor(s).detach().double().cpu()
+        ax.plot(f[1:].numpy(), power_db(s[1:]).numpy(), label=label, lw=1.2)
+    for edge in (*LF_BAND, HF_BAND[0]):
+        ax.axvline(edge, color="0.8", lw=0.8, ls="--")
+    ax.set_xlabel("radius (cycles/px)")
+    ax.set_ylabel("power (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_grid_error_figure(rates: Tensor, path: str | Path, contrast: float | None = None,
+                           title: str = "error rate by stride-grid phase") -> Path:
+    """Heat map of the (stride, stride) error-rate map: row = y mod stride, column = x mod stride."""
+    r = rates.detach().double().cpu().numpy()
+    s = r.shape[0]
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im = ax.imshow(r, cmap="viridis", origin="upper", interpolation="nearest")
+    ax.set_xlabel(f"x mod {s}")
+    ax.set_ylabel(f"y mod {s}")
+    if contrast is not None:
+        title = f"{title}\nmax/min = {contrast:.3g}"
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="error rate")
+    return save_figure(fig, path)

@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from upsample_zoo.metrics.spectral import checkerboard_score, one_over_f_images
+from upsample_zoo.data.noise import one_over_f_images
+from upsample_zoo.metrics.checkerboard import checkerboard_score
 from upsample_zoo.zoo import config_dir, list_upsamplers
 
 CONFIG_DIR = config_dir()

@@ -124,7 +124,7 @@ def run_gan(w: Workload, fid_img_s: float | None, device: torch.device) -> GanCo
     (sampling, FID feature extraction at the project path's measured rate) is composed from measured parts,
     leaving out the FID compute(), so the fraction is an upper bound."""
     from upsample_zoo.conversions import to_uint8
-    from upsample_zoo.metrics.spectral import CheckerboardScore
+    from upsample_zoo.metrics.checkerboard import CheckerboardScore
 
     n_fake, n_real = int(w.cfg.task.num_fake), int(w.cfg.task.num_real)
     real = fid_images(n_real, seed=5).to(device)

@@ -152,10 +152,11 @@ def run(s: Settings, device: torch.device, peak: float, work: Path, cache_dir: P
     import warnings
 
     from upsample_zoo.metrics import fid as F
+    from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        weights = F.resolve_fid_weights(cache_dir)
+        weights = resolve_fid_weights(cache_dir)
     base = _torchmetrics_fid(weights.path).to(device)
     proj = F.build_fid_metric(cache_dir, device=device)
     images = fid_images(max(s.fid_batch, s.fid_ideas_batch, 4)).to(device)

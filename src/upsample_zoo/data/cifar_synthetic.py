@@ -17,10 +17,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from upsample_zoo.data.images import ImageFolderDataModule
+from upsample_zoo.data.noise import pink_noise
 from upsample_zoo.data.synthetic import ensure_built
+from upsample_zoo.metrics.spectrum import azimuthal_spectrum
 
 SIZE = 32
 CHUNK = 256  # images per seeded chunk; part of the format (changing it changes every image)
@@ -43,20 +46,6 @@ class _Rng:
 
     def integers(self, lo: int, hi: int, shape) -> np.ndarray:
         return self.g.integers(lo, hi, shape)
-
-
-def _pink_noise_batch(rng: _Rng, n: int, size: int, alpha: float = 1.0) -> np.ndarray:
-    """(n, size, size) zero-mean unit-std noise with a 1/f^alpha amplitude spectrum (batched version of
-    ``synthetic._pink_noise``)."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1.0
-    shape = (n, size, size // 2 + 1)
-    spec = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / (f**alpha).astype(np.float32)
-    spec[:, 0, 0] = 0
-    img = np.fft.irfft2(spec, s=(size, size)).astype(np.float32)
-    return img / (img.std(axis=(1, 2), keepdims=True) + 1e-8)
 
 
 def _random_colours(rng: _Rng, n: int) -> np.ndarray:
@@ -111,7 +100,7 @@ def _fill(rng: _Rng, n: int, yy: np.ndarray, xx: np.ndarray, size: int) -> np.nd
     phase = rng.uniform(0, 2 * np.pi, n)[:, None, None]
     wave = 0.5 + 0.5 * np.sin(2 * np.pi * (ramp * size) / period + phase)
     t = np.select([kind == 1, kind == 2], [np.clip(ramp, 0, 1), wave], np.float32(0))
-    amp = np.where(kind == 3, np.float32(0.12), np.float32(0.02)) * _pink_noise_batch(rng, n, size)
+    amp = np.where(kind == 3, np.float32(0.12), np.float32(0.02)) * pink_noise(rng.g, (n, size, size), dtype=np.float32)
     tint = rng.uniform(0.5, 1.5, (n, 1, 1, 3))
     return c0 + t[..., None] * (c1 - c0) + amp[..., None] * tint
 
@@ -133,7 +122,7 @@ def _generate_chunk(seed: int, split_id: int, chunk: int, size: int) -> np.ndarr
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
     # background: a colour gradient under 1/f noise (a sky, a wall, grass)
     img = _fill(rng, n, yy, xx, size)
-    texture = _pink_noise_batch(rng, n, size)[..., None]
+    texture = pink_noise(rng.g, (n, size, size), dtype=np.float32)[..., None]
     img = img + np.float32(0.08) * texture * rng.uniform(0.3, 1.5, (n, 1, 1, 1))
     n_shapes = rng.integers(1, MAX_SHAPES + 1, n)
     for k in range(MAX_SHAPES):
@@ -164,29 +153,17 @@ def build_cifar_synthetic(root: str | os.PathLike, num_train: int = 10000, num_t
     return ensure_built(Path(root), params, _build)
 
 
-def radial_power_spectrum(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean radially averaged power spectrum of (N, H, W[, 3]) images (luminance, Hann-windowed so the
-    image border adds no spurious 1/f^2 cross). Returns (frequencies in cycles/px, power)."""
+def spectral_slope(images: np.ndarray, fmin: float = 2 / 32, fmax: float = 0.4) -> float:
+    """Log-log slope of the radially averaged power spectrum of (N, H, W[, 3]) images, read on their
+    luminance (Rec. 601) with numpy's symmetric Hann window, so the image border adds no spurious 1/f^2
+    cross; natural images read about -2."""
     x = np.asarray(images, np.float64)
     if x.ndim == 4:
         x = x @ np.array([0.299, 0.587, 0.114])
-    _n, h, w = x.shape
-    x = x - x.mean(axis=(1, 2), keepdims=True)
-    win = np.outer(np.hanning(h), np.hanning(w))
-    power = (np.abs(np.fft.fft2(x * win)) ** 2).mean(axis=0)
-    fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
-    radius = np.sqrt(fx**2 + fy**2)
-    bins = np.arange(1, min(h, w) // 2 + 1) / min(h, w)  # ring k: (k-0.5)/N .. (k+0.5)/N
-    idx = np.round(radius * min(h, w)).astype(int)
-    prof = np.array([power[idx == k].mean() for k in range(1, len(bins) + 1)])
-    return bins, prof
-
-
-def spectral_slope(images: np.ndarray, fmin: float = 2 / 32, fmax: float = 0.4) -> float:
-    """Log-log slope of the radially averaged power spectrum; natural images read about -2."""
-    f, p = radial_power_spectrum(images)
-    keep = (f >= fmin) & (f <= fmax)
-    return float(np.polyfit(np.log(f[keep]), np.log(p[keep]), 1)[0])
+    spectrum = azimuthal_spectrum(torch.from_numpy(x)[:, None], periodic_window=False)
+    f = spectrum.freqs
+    keep = (f > 0) & (f >= fmin) & (f <= fmax)
+    return float(np.polyfit(np.log(f[keep].numpy()), np.log(spectrum.mean[keep].numpy()), 1)[0])
 
 
 class SyntheticImageDataModule(ImageFolderDataModule):

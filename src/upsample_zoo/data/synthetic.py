@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from upsample_zoo.constants import VOID
+from upsample_zoo.data.noise import pink_noise
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -103,28 +104,16 @@ SYNTH_CLASSES = {
 }
 
 
-def _pink_noise(rng: np.random.Generator, h: int, w: int, alpha: float = 1.0) -> np.ndarray:
-    """Zero-mean, unit-std noise with a 1/f^alpha amplitude spectrum (natural-image-like)."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1.0
-    spec = (rng.standard_normal((h, w // 2 + 1)) + 1j * rng.standard_normal((h, w // 2 + 1))) / f**alpha
-    spec[0, 0] = 0
-    img = np.fft.irfft2(spec, s=(h, w))
-    return img / (img.std() + 1e-8)
-
-
 def _texture(kind: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == "stripes" or kind == "stripes_fine":
         period = rng.uniform(7, 11) if kind == "stripes" else rng.uniform(3.0, 4.5)
         theta = rng.uniform(0, np.pi)
         t = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)
-        return 0.9 * t + 0.25 * _pink_noise(rng, h, w)
+        return 0.9 * t + 0.25 * pink_noise(rng, (h, w))
     if kind == "speckle":
-        return 0.3 * _pink_noise(rng, h, w) + 1.0 * (rng.random((h, w)) > 0.8) - 0.2
-    return 0.35 * _pink_noise(rng, h, w, alpha=1.5)
+        return 0.3 * pink_noise(rng, (h, w)) + 1.0 * (rng.random((h, w)) > 0.8) - 0.2
+    return 0.35 * pink_noise(rng, (h, w), alpha=1.5)
 
 
 def _draw_shape(shape: str, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -196,7 +185,7 @@ def synth_voc_sample(rng: np.random.Generator, h: int, w: int, classes: list[int
                      names: list[str], border: int) -> tuple[np.ndarray, np.ndarray]:
     """One (image uint8 HxWx3, mask uint8 HxW) pair with VOC class indices and a void border."""
     bg_rgb = rng.uniform(70, 170, 3)
-    img = bg_rgb[None, None, :] + 28 * _pink_noise(rng, h, w)[..., None] * rng.uniform(0.6, 1.2, 3)
+    img = bg_rgb[None, None, :] + 28 * pink_noise(rng, (h, w))[..., None] * rng.uniform(0.6, 1.2, 3)
     # a soft brightness ramp, like a sky or a lit wall
     ramp = np.linspace(-1, 1, h)[:, None, None] * rng.uniform(-25, 25)
     img = img + ramp

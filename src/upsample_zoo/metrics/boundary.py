@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -195,31 +194,10 @@ class GridErrorMap(Metric):
         return grid_error_contrast(self.errors, self.counts)
 
 
-def save_grid_error_figure(rates: Tensor, path: str | Path, contrast: float | None = None,
-                           title: str = "error rate by stride-grid phase") -> Path:
-    """Heat map of the (stride, stride) error-rate map: row = y mod stride, column = x mod stride."""
-    import matplotlib.pyplot as plt
-
-    from upsample_zoo.figures import save_figure
-
-    r = rates.detach().double().cpu().numpy()
-    s = r.shape[0]
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = ax.imshow(r, cmap="viridis", origin="upper", interpolation="nearest")
-    ax.set_xlabel(f"x mod {s}")
-    ax.set_ylabel(f"y mod {s}")
-    if contrast is not None:
-        title = f"{title}\nmax/min = {contrast:.3g}"
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="error rate")
-    return save_figure(fig, path)
-
-
 __all__ = [
     "BoundaryIoU",
     "GridErrorMap",
     "boundary_band",
     "boundary_dilation",
     "grid_error_contrast",
-    "save_grid_error_figure",
 ]

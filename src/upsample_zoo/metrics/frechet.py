@@ -1,4 +1,5 @@
-"""The Fréchet distance between two Gaussians: one implementation for FID's floor and the spectral FD."""
+"""The Fréchet distance between two Gaussians, and Gaussian fits from running sums: one implementation
+for FID (its real statistics and floor) and the spectral FD."""
 
 from __future__ import annotations
 
@@ -19,3 +20,10 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     m = root1 @ sigma2 @ root1
     tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     return (diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean).clamp(min=0)
+
+
+def gaussian_from_sums(total: Tensor, outer_sum: Tensor, n: Tensor | int) -> tuple[Tensor, Tensor]:
+    """(mean, unbiased covariance) of n feature vectors from their sum and the sum of their outer products,
+    the states a metric accumulates (and DDP sums) batch by batch."""
+    mu = total / n
+    return mu, (outer_sum - n * torch.outer(mu, mu)) / (n - 1)

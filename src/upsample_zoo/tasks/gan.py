@@ -16,7 +16,7 @@ from torch import nn
 from upsample_zoo.conversions import to_uint8
 from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
-from upsample_zoo.metrics.spectral import CheckerboardScore
+from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.models.dcgan import DCGAN
 
 
@@ -140,7 +140,7 @@ class GANTask(L.LightningModule):
         d_gen = self.discriminator(fake)
         loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         if self.hparams.spectral_reg_weight > 0:
-            from upsample_zoo.metrics.spectral import spectral_loss
+            from upsample_zoo.metrics.spectrum import spectral_loss
 
             loss = loss + self.hparams.spectral_reg_weight * spectral_loss(fake, real)
         return loss
@@ -217,7 +217,7 @@ class GANTask(L.LightningModule):
     def prepare_evaluation(self) -> None:
         """Resolve and verify the FID weights when the run is built: a missing or corrupt file is one line
         before training, not after it. (The metric itself is built on first use, on the run's device.)"""
-        from upsample_zoo.metrics.fid import resolve_fid_weights
+        from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
         resolve_fid_weights(self.hparams.cache_dir or ".cache", self.hparams.fid_weights_path)
 
@@ -280,7 +280,8 @@ class GANTask(L.LightningModule):
         self.test_checkerboard.update(to_uint8(real), real=True)
 
     def on_test_epoch_end(self) -> None:
-        from upsample_zoo.metrics.spectral import azimuthal_spectrum, save_azimuthal_figure, save_spectrum_figure
+        from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
+        from upsample_zoo.metrics.spectrum import azimuthal_spectrum
 
         n_fake = self.hparams.num_fake
         fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)  # one sample set for every test metric
@@ -312,7 +313,7 @@ class GANTask(L.LightningModule):
         """test/spectral_fd: the Fréchet distance of per-image spectral shape features (log azimuthal spectrum
         minus its mean, Nyquist and aliasing-bin contrasts), generated vs the real reference images.
         Every rank holds the complete sets; each adds its rank_share, and compute() sums the states over ranks."""
-        from upsample_zoo.metrics.spectral import SpectralFD
+        from upsample_zoo.metrics.spectral_fd import SpectralFD
 
         ref = self._datamodule().reference_images(limit=self.hparams.num_real)
         if ref.shape[0] >= 2 and fake.shape[0] >= 2:
@@ -328,7 +329,7 @@ class GANTask(L.LightningModule):
         that are not in the reference set (``floor_set``) exactly as the n generated ones are scored. Their
         Inception statistics are cached like the reference's, so a sweep computes them once."""
         from upsample_zoo.metrics.fid import cached_real_stats, frechet_distance, set_real_stats
-        from upsample_zoo.metrics.spectral import SpectralFD
+        from upsample_zoo.metrics.spectral_fd import SpectralFD
 
         dm = self._datamodule()
         floor = dm.floor_set(n) if hasattr(dm, "floor_set") else []
@@ -375,9 +376,9 @@ class GANTask(L.LightningModule):
             "fid": fid_protocol(p["n_real"], p["n_fake"], self._eval_tools.get("ref_split", "train"), weights.label),
             "fid_weights": {"source": weights.source, "digest": weights.digest},
             "samples": self.sampling_protocol(),
-            "checkerboard": "upsample_zoo.metrics.spectral, scale 8 (3 x2 stages), generated uint8 samples vs "
+            "checkerboard": "upsample_zoo.metrics.checkerboard, scale 8 (3 x2 stages), generated uint8 samples vs "
             "real reference images of the same size",
-            "spectral_fd": "upsample_zoo.metrics.spectral.SpectralFD: Frechet distance between Gaussian fits of the "
+            "spectral_fd": "upsample_zoo.metrics.spectral_fd.SpectralFD: Frechet distance between Gaussian fits of the "
             "per-image spectral shape features (log azimuthal spectrum, rings 1..S/2 + corner ring, minus its mean; "
             "log contrast of the 3 Nyquist bins and the max over the period-4 and period-8 aliasing bins vs their "
             f"rings; channel-averaged, Hann window) of n_fake={p['n_fake']} generated vs "

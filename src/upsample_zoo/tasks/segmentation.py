@@ -12,10 +12,10 @@ from torch import nn
 
 from upsample_zoo.constants import VOID
 from upsample_zoo.errors import DivergenceError
-from upsample_zoo.figures import log_image, save_prediction_grid
-from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap, save_grid_error_figure
+from upsample_zoo.figures import log_image, save_grid_error_figure, save_prediction_grid, save_spectrum_figure
+from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
+from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
-from upsample_zoo.metrics.spectral import CheckerboardScore, save_spectrum_figure
 
 
 class SegmentationTask(L.LightningModule):
@@ -166,7 +166,7 @@ class SegmentationTask(L.LightningModule):
             "weights of the last epoch",
             "num_classes": self.num_classes,
             "test_pixels": self.test_pixels,
-            "checkerboard": f"upsample_zoo.metrics.spectral on softmax class-probability maps, centre "
+            "checkerboard": f"upsample_zoo.metrics.checkerboard on softmax class-probability maps, centre "
             f"{self.checkerboard_window}x{self.checkerboard_window} window, scale {self.test_checkerboard.scale} "
             f"(the decoder's total stride); images smaller than the window skipped: {self.checkerboard_skipped}",
             "boundary_iou": "upsample_zoo.metrics.boundary.BoundaryIoU (Cheng et al. 2021): inner boundary bands "

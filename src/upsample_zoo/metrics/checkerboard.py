@@ -1,0 +1,309 @@
+"""The checkerboard score: aliasing-peak contrast in the power spectrum, batched with torch.fft.
+
+Definition. For a batch (B, C, H, W) made by a model of total upsampling factor s:
+
+1. Crop c = min(max(4, s), min(H, W) // 16) border pixels, truncate H and W to multiples of s (and of 2),
+   so that every aliasing frequency (i*H/s, j*W/s) falls exactly on a DFT bin.
+2. Per image and channel: subtract the mean, apply a separable *periodic* Hann window w,
+   P = |FFT(w x)|^2 / sum(w^2).
+3. Average P over channels and batch in the power domain (colour patterns must not cancel).
+4. At an aliasing bin a: peak = mean of the 3x3 block on a; bg = the largest of the medians of four
+   one-bin-wide strips 2..4 bins away on both sides (horizontal, vertical, two diagonals);
+   contrast = 10 log10(peak / bg).
+
+Outputs: ``checkerboard_db`` (max over the three Nyquist bins), ``checkerboard_grid_max_db`` and
+``checkerboard_grid_period`` (max over the period-p grid, p the largest period <= s with bin spacing
+>= 8), ``checkerboard_amp`` (RMS amplitude of the Nyquist pattern, 8-bit levels), ``blockiness_db``
+(the Nyquist contrast of the gradient-energy map |dx| + |dy|), and with real reference images
+``checkerboard_db_ref`` and ``spectral_hf_gap_db`` (azimuthal spectra, Durall et al. 2020).
+
+Inputs are checked as in :mod:`upsample_zoo.metrics.spectrum` (uint8, or float in the declared
+``value_range``, (0, 1) by default). The range fixes the unit of ``checkerboard_amp``: its span is 255
+levels. The dB scores are ratios and do not depend on it.
+
+Constant images have no power to compare once their mean is subtracted: when the accumulated power of a
+set is zero (below ``FLAT_POWER``, in units of the range squared) its dB scores and amplitude are NaN,
+with a warning, instead of a clean-looking 0 dB. The rule reads the pooled set: constant images mixed
+into a set add no power, so they leave its dB scores as they are and dilute ``checkerboard_amp``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from upsample_zoo.metrics.spectrum import (
+    POWER_EPS,
+    UNIT_RANGE,
+    cached_tensors,
+    check_images,
+    check_value_range,
+    hann_window_2d,
+    spectral_hf_gap_db,
+    to_unit,
+)
+
+MIN_SIDE = 12  # the 9x9 neighbourhood of a Nyquist bin must not wrap onto itself
+MIN_GRID_SPACING = 8
+FLAT_POWER = 1e-12  # mean power per bin (windowed variance, range = 1) at or below which a set is constant
+
+
+# ---- the analysed window -------------------------------------------------------------------------
+
+def crop_border(h: int, w: int, scale: int) -> int:
+    """c = min(max(4, s), floor(min(H, W) / 16)): small images need a small crop."""
+    return min(max(4, scale), min(h, w) // 16)
+
+
+def analysis_size(h: int, w: int, scale: int) -> tuple[int, int, int]:
+    """(crop, H', W'): the border crop and the analysed side, a multiple of lcm(s, 2)."""
+    c = crop_border(h, w, scale)
+    m = math.lcm(int(scale), 2)
+    hh, ww = (h - 2 * c) // m * m, (w - 2 * c) // m * m
+    if min(hh, ww) < MIN_SIDE:
+        raise ValueError(
+            f"checkerboard score: images of {h}x{w} leave {hh}x{ww} px after cropping {c} px and truncating to "
+            f"multiples of {m}; need at least {MIN_SIDE}"
+        )
+    return c, hh, ww
+
+
+def gradient_energy(x: Tensor) -> Tensor:
+    """|dx| + |dy| with forward differences: (..., H-1, W-1)."""
+    base = x[..., :-1, :-1]
+    return (x[..., :-1, 1:] - base).abs_().add_((x[..., 1:, :-1] - base).abs_())
+
+
+def _power_sum(x: Tensor) -> Tensor:
+    """Sum over batch and channels of P, as (H, W). Uses rfft2 (half the work) and fills the other half
+    of the spectrum from P(-k) = P(k), which holds for real inputs."""
+    h, w = x.shape[-2:]
+    win = hann_window_2d(h, w).to(device=x.device, dtype=x.dtype)
+    spec = torch.fft.rfft2((x - x.mean(dim=(-2, -1), keepdim=True)) * win)
+    half = (spec.real.square() + spec.imag.square()).sum(dim=(0, 1)) / win.square().sum()
+    cols = torch.arange(w // 2 + 1, w, device=x.device)
+    rows = (-torch.arange(h, device=x.device)) % h
+    return torch.cat([half, half[rows][:, w - cols]], dim=1)
+
+
+def batch_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
+                     what: str = "images") -> tuple[Tensor, Tensor, int]:
+    """Power summed over batch and channels for the image and its gradient-energy map, and the count.
+    The batch is checked first (:func:`check_images`) and mapped from ``value_range`` to [0, 1]."""
+    check_images(x, value_range, what)
+    x = to_unit(x, value_range)
+    c, hh, ww = analysis_size(x.shape[-2], x.shape[-1], scale)
+    img = x[..., c:c + hh, c:c + ww]
+    # Differences of the analysed window and one extra row and column (not of the whole image: a third
+    # of the cost on a segmentation window). Tiny images (c == 0) lack that row or column: zero-pad it.
+    grad = gradient_energy(x[..., c:c + hh + 1, c:c + ww + 1])
+    grad = torch.nn.functional.pad(grad, (0, ww - grad.shape[-1], 0, hh - grad.shape[-2]))
+    return _power_sum(img), _power_sum(grad), x.shape[0] * x.shape[1]
+
+
+# ---- peak contrast --------------------------------------------------------------------------------
+
+@cached_tensors(maxsize=1)
+def _offsets() -> tuple[Tensor, tuple[Tensor, ...]]:
+    """(dy, dx) offsets of the 3x3 peak block and of the four background strips, 2..4 bins away.
+
+    The strips are one bin wide. A spectral line (an edge, a horizon, an image border) is three bins
+    wide across its length (the Hann window's kernel); the median along the line's own strip then reads
+    its full level, so the line cannot beat its background. Three-bin-wide strips would read the line's
+    half-power flanks instead and let a strong edge raise the score by up to 3 dB.
+    """
+    near, far = range(-1, 2), [*range(-4, -1), *range(2, 5)]
+    block = torch.tensor([(i, j) for i in near for j in near])
+    horiz = torch.tensor([(0, k) for k in far])
+    vert = torch.tensor([(k, 0) for k in far])
+    diag = torch.tensor([(k, k) for k in far])
+    anti = torch.tensor([(k, -k) for k in far])
+    return block, (horiz, vert, diag, anti)
+
+
+def _gather(power: Tensor, bins: Tensor, offsets: Tensor) -> Tensor:
+    h, w = power.shape[-2:]
+    rows = (bins[:, None, 0] + offsets[None, :, 0].to(bins.device)) % h
+    cols = (bins[:, None, 1] + offsets[None, :, 1].to(bins.device)) % w
+    return power[rows, cols]  # (n_bins, n_offsets)
+
+
+def peak_and_background(power: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
+    """Per bin: mean power of the 3x3 block, and the largest of the four strip medians."""
+    block, strips = _offsets()
+    bins = bins.to(power.device)
+    peak = _gather(power, bins, block).mean(dim=1)
+    # quantile(0.5) averages the two middle values, like numpy.median (torch.median takes the lower one).
+    meds = torch.stack([torch.quantile(_gather(power, bins, s), 0.5, dim=1) for s in strips], dim=1)
+    return peak, meds.max(dim=1).values
+
+
+def _ratio_db(peak: Tensor, bg: Tensor) -> Tensor:
+    return 10 * torch.log10((peak + POWER_EPS) / (bg + POWER_EPS))
+
+
+def contrast_db(power: Tensor, bins: Tensor) -> Tensor:
+    return _ratio_db(*peak_and_background(power, bins))
+
+
+def grid_bins(h: int, w: int, period: int) -> Tensor:
+    """All aliasing bins (i H/p, j W/p), (i, j) != (0, 0)."""
+    return torch.tensor([(i * h // period, j * w // period)
+                         for i in range(period) for j in range(period) if i or j])
+
+
+def grid_period(h: int, w: int, scale: int) -> int:
+    """The largest period p <= s (dividing the analysed side) whose bin spacing is >= 8 bins; else 2."""
+    m = math.lcm(int(scale), 2)
+    ok = [p for p in range(2, m + 1) if m % p == 0 and p <= max(scale, 2)
+          and min(h, w) // p >= MIN_GRID_SPACING]
+    return max(ok, default=2)
+
+
+# ---- scores from the accumulated spectra ----------------------------------------------------------
+
+def is_flat(power: Tensor) -> bool:
+    """True when a batch-mean spectrum holds no power: its mean over the bins (the windowed variance, by
+    Parseval, in units of the value range squared) is at most ``FLAT_POWER``, i.e. an RMS deviation below
+    1e-6 of the range, far below one 8-bit level (float32 round-off of a constant image is ~1e-14)."""
+    return bool(power.double().mean().item() <= FLAT_POWER)
+
+
+def _warn_flat(what: str, outputs: str) -> None:
+    warnings.warn(f"checkerboard score: the {what} are constant (no variance once each image's mean is "
+                  f"subtracted, in the analysed window); {outputs} NaN, not a clean 0 dB", UserWarning, stacklevel=3)
+
+
+def scores_from_power(power: Tensor, grad_power: Tensor, scale: int) -> dict[str, float]:
+    """All single-set outputs from batch-mean spectra of the image and of its gradient-energy map.
+
+    A set of constant images (no power) gives NaN for every score, and a warning; a set whose
+    gradient-energy maps are constant (e.g. pure ramps) gives NaN for ``blockiness_db``.
+    """
+    h, w = power.shape[-2:]
+    nyq = grid_bins(h, w, 2)
+    p = grid_period(h, w, scale)
+    if is_flat(power):
+        _warn_flat("images", "all checkerboard scores are")
+        nan = math.nan
+        return {"checkerboard_db": nan, "checkerboard_grid_max_db": nan, "checkerboard_grid_period": float(p),
+                "checkerboard_amp": nan, "blockiness_db": nan}
+    peak, bg = peak_and_background(power, nyq)
+    cb = _ratio_db(peak, bg)
+    # Excess power over the 3x3 block is (h w / 9) A^2 for a pattern of RMS amplitude A (Parseval).
+    amp = torch.sqrt((peak - bg).clamp(min=0).sum() * 9 / (h * w)) * 255
+    if is_flat(grad_power):
+        _warn_flat("gradient-energy maps |dx| + |dy|", "blockiness_db is")
+        blockiness = math.nan
+    else:
+        blockiness = contrast_db(grad_power, nyq).max().item()
+    return {
+        "checkerboard_db": cb.max().item(),
+        "checkerboard_grid_max_db": contrast_db(power, grid_bins(h, w, p)).max().item(),
+        "checkerboard_grid_period": float(p),
+        "checkerboard_amp": amp.item(),
+        "blockiness_db": blockiness,
+    }
+
+
+class CheckerboardScore(Metric):
+    """The checkerboard score as a torchmetrics Metric (DDP-synced running spectra).
+
+    ``update(x)`` adds generated/predicted images; ``update(x, real=True)`` adds reference images, which
+    adds ``checkerboard_db_ref`` and ``spectral_hf_gap_db`` to ``compute()``. All images of one kind
+    must share a size. ``compute()`` returns a dict of 0-d float tensors.
+
+    Images are uint8 (0..255) or float in ``value_range`` (default (0, 1): images, probability maps;
+    (-1, 1) for tanh outputs); floats beyond it by more than ``RANGE_TOL`` of the span, NaN, inf and empty
+    batches are rejected in ``update`` (ValueError). Constant sets give NaN scores and a warning.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    power_sum: Tensor
+    grad_sum: Tensor
+    count: Tensor
+    ref_power_sum: Tensor
+    ref_count: Tensor
+
+    def __init__(self, scale: int = 2, value_range: tuple[float, float] = UNIT_RANGE, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if int(scale) < 1:
+            raise ValueError(f"CheckerboardScore: scale must be >= 1, got {scale}")
+        self.scale = int(scale)
+        self.value_range = check_value_range(value_range)
+        # 0-d defaults broadcast against the first (H', W') spectrum, whose size is only known then.
+        for name in ("power_sum", "grad_sum", "count", "ref_power_sum", "ref_count"):
+            self.add_state(name, default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, x: Tensor, real: bool = False) -> None:
+        what = "reference images (real=True)" if real else "images"
+        power, grad, n = batch_power_sums(x, self.scale, self.value_range, what)
+        held = self.ref_power_sum if real else self.power_sum
+        if held.ndim and held.shape != power.shape:
+            raise ValueError(f"CheckerboardScore: analysed size {tuple(power.shape)} differs from the earlier "
+                             f"{tuple(held.shape)}; all {'reference ' if real else ''}images must share a size")
+        if real:
+            self.ref_power_sum = self.ref_power_sum + power
+            self.ref_count = self.ref_count + n
+        else:
+            self.power_sum = self.power_sum + power
+            self.grad_sum = self.grad_sum + grad
+            self.count = self.count + n
+
+    def mean_power(self, real: bool = False) -> Tensor:
+        """(H', W') batch- and channel-mean power spectrum (unshifted) of the generated or reference set."""
+        total, n = (self.ref_power_sum, self.ref_count) if real else (self.power_sum, self.count)
+        if n.item() == 0:
+            raise RuntimeError("CheckerboardScore: no " + ("reference " if real else "") + "images added")
+        return total / n
+
+    def compute(self) -> dict[str, Tensor]:
+        out = scores_from_power(self.mean_power(), self.grad_sum / self.count, self.scale)
+        if self.ref_count.item() > 0:
+            ref = self.mean_power(real=True)
+            h, w = ref.shape[-2:]
+            if is_flat(ref):
+                _warn_flat("reference images", "checkerboard_db_ref and spectral_hf_gap_db are")
+                out["checkerboard_db_ref"] = out["spectral_hf_gap_db"] = math.nan
+            else:
+                out["checkerboard_db_ref"] = contrast_db(ref, grid_bins(h, w, 2)).max().item()
+                gen_flat = math.isnan(out["checkerboard_db"])
+                out["spectral_hf_gap_db"] = math.nan if gen_flat else spectral_hf_gap_db(self.mean_power(), ref)
+        return {k: torch.tensor(v) for k, v in out.items()}
+
+
+def checkerboard_score(x: Tensor, scale: int = 2, ref: Tensor | None = None,
+                       value_range: tuple[float, float] = UNIT_RANGE) -> dict[str, float]:
+    """The checkerboard score of one batch (B, C, H, W), uint8 or float in ``value_range`` (default
+    [0, 1]), with optional reference images ``ref`` (same rules); see the module doc."""
+    metric = CheckerboardScore(scale=scale, value_range=value_range).to(x.device)
+    metric.update(x)
+    if ref is not None:
+        metric.update(ref.to(x.device), real=True)
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+__all__ = [
+    "FLAT_POWER",
+    "MIN_GRID_SPACING",
+    "MIN_SIDE",
+    "CheckerboardScore",
+    "analysis_size",
+    "batch_power_sums",
+    "checkerboard_score",
+    "contrast_db",
+    "crop_border",
+    "gradient_energy",
+    "grid_bins",
+    "grid_period",
+    "is_flat",
+    "peak_and_background",
+    "scores_from_power",
+]
