@@ -156,6 +156,16 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
         }
 
 
+def _subdir(root: Path, option: str | None, name: str, absent: Path | None) -> Path | None:
+    """data.train_subdir / data.test_subdir: "auto" is ``root/name`` when it exists, else ``absent``; none, ""
+    or "." is ``absent``; anything else is that folder under the root."""
+    if option == "auto":
+        return root / name if (root / name).is_dir() else absent
+    if option in (None, "", "."):
+        return absent
+    return root / option
+
+
 class ImageFolderDataModule(_UnlabelledImageDataModule):
     """Any folder of images (jpg/jpeg/png/bmp/webp), searched recursively; class subfolders optional.
 
@@ -189,18 +199,8 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
         hint = NO_IMAGES_HINT
         if not root.is_dir():
             raise DataError(f"image folder data.root={root} does not exist; {hint}")
-        if self.train_subdir == "auto":
-            train = root / "train" if (root / "train").is_dir() else root
-        elif self.train_subdir in (None, "", "."):
-            train = root
-        else:
-            train = root / self.train_subdir
-        if self.test_subdir == "auto":
-            test = root / "test" if (root / "test").is_dir() else None
-        elif self.test_subdir in (None, "", "."):
-            test = None
-        else:
-            test = root / self.test_subdir
+        train = _subdir(root, self.train_subdir, "train", absent=root)  # no train/: the root holds the images
+        test = _subdir(root, self.test_subdir, "test", absent=None)  # no test/: split off the train images
         for key, folder in (("train_subdir", train), ("test_subdir", test)):
             if folder is not None and not folder.is_dir():
                 raise DataError(f"data.{key}: {folder} is not a folder under data.root={root}; {hint}")
