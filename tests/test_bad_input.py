@@ -17,6 +17,8 @@ from upsample_zoo.data.synthetic import build_voc_synthetic, voc_palette
 
 from .helpers.cli import run_cli
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
               "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
 

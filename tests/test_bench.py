@@ -55,6 +55,7 @@ def test_conv_transpose2d_flops_match_hand_arithmetic():
     assert measure.count_flops(lambda: k3(x)) == 2 * 2 * 25 * 4 * 6 * 9
 
 
+@pytest.mark.slow
 def test_upsampler_rows_count_what_the_zoo_does():
     s = dataclasses.replace(settings.QUICK, up_batch=1, up_side=8, up_channels=(8, 4), repeats=1, warmup=0)
     res = measure.to_json(upsamplers.run(s, torch.device("cpu"), peak=100.0, only=["tconv", "nearest"]))
@@ -72,6 +73,7 @@ def test_upsampler_rows_count_what_the_zoo_does():
         assert r["peak_ratio"] == pytest.approx(r["gflops_per_s"] / 100.0)
 
 
+@pytest.mark.slow
 def test_guided_upsampler_rows_get_a_guide():
     """FADE and SAPA read a skip-sized guide in row 1 (without one they would be an error row)."""
     from upsample_zoo.zoo import create_upsampler
@@ -167,6 +169,7 @@ def test_fold_batchnorm_keeps_the_function_and_channels_last():
 
 # ------------------------------------------------------------------------------------ Lightning pairs
 
+@pytest.mark.slow
 def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
     w = workloads.build_workload("gan", overhead.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
     plain, light = workloads.interleaved_fit(w, 2, torch.device("cpu"), tmp_path)
@@ -176,6 +179,7 @@ def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
 
 # ----------------------------------------------------------------------------------------- micro run
 
+@pytest.mark.slow
 def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
     out = tmp_path / "bench"
     threads = torch.get_num_threads()
@@ -269,6 +273,7 @@ def _same_state(a: nn.Module, b: nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_name,extra", [("segmentation", ()), ("gan", ()),
                                              ("gan", ("task.spectral_reg_weight=0.5",))])
 def test_plain_step_trains_exactly_as_the_lightning_step(tmp_path, task_name, extra):
@@ -285,6 +290,7 @@ def test_plain_step_trains_exactly_as_the_lightning_step(tmp_path, task_name, ex
     assert _same_state(plain.model, light.model)
 
 
+@pytest.mark.slow
 def test_plain_gan_step_honours_the_spectral_regulariser(tmp_path):
     """spectral_reg_weight changes the plain loop's generator update (not the discriminator's)."""
     import copy

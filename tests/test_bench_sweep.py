@@ -14,6 +14,8 @@ from upsample_zoo.bench import sweep as bench_sweep
 from upsample_zoo.bench.report import BenchResult, headline
 from upsample_zoo.bench.workloads import compose_config
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 
 def _job(wall: float, fit: float, threads: int) -> dict:
     return {"status": "ok", "torch_threads": threads, "cost": {"wall_s": wall, "fit_s": fit}}

@@ -16,8 +16,8 @@ from upsample_zoo.report.browser import CHROMIUM, chromium, dump_dom, screenshot
 
 from .helpers.runs import EVIL_TAG, golden_tree
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason=f"{CHROMIUM} not found: apt-get install chromium chromium-driver")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                                reason=f"{CHROMIUM} not found: apt-get install chromium chromium-driver")]
 
 
 def test_report_renders_in_headless_chromium(smoke_sweep, tmp_path):

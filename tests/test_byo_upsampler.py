@@ -10,6 +10,8 @@ import pytest
 
 from .helpers.cli import run_cli
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 MYPKG = '''
 import torch.nn.functional as F
 from torch import nn

@@ -74,6 +74,7 @@ def test_paired_tests_match_independent_computation():
     assert paired_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p"] == 1.0  # zero variance, no difference
 
 
+@pytest.mark.slow
 def test_report_stats_and_files(tree, tmp_path):
     out = tmp_path / "report"
     written = compare([tree], baseline="bilinear", out=out)
@@ -119,11 +120,13 @@ def test_report_stats_and_files(tree, tmp_path):
     assert "python train.py upsampler=tconv seed=0" in page
 
 
+@pytest.mark.slow
 def test_default_out_is_the_single_folder(tree):
     compare([tree])
     assert (tree / "comparison.html").exists()
 
 
+@pytest.mark.slow
 def test_holes_never_crash_the_report(tmp_path):
     root = tmp_path / "runs"
     write_run(root, "ok", upsampler="tconv", seed=0, metrics={"test/miou": 0.4, "test/fid": float("nan")})
@@ -167,6 +170,7 @@ def test_variants_keep_different_configs_apart(tmp_path):
                       "segmentation · voc_synthetic · model.base_channels=0": (0, 1)}
 
 
+@pytest.mark.slow
 def test_gan_report_with_spectra_and_reference_difference(tmp_path):
     root = tmp_path / "gan"
     freqs = [i / 32 for i in range(17)]
@@ -188,6 +192,7 @@ def test_gan_report_with_spectra_and_reference_difference(tmp_path):
     assert "FID" in written["md"].read_text()
 
 
+@pytest.mark.slow
 def test_gan_report_has_the_real_reference_row(tmp_path):
     """The reference row reads the runs' real-image metrics (floor FID and spectral FD, real checkerboard),
     0 for the difference to real, and a spread only when the runs disagree; without them there is no row."""
@@ -213,6 +218,7 @@ def test_gan_report_has_the_real_reference_row(tmp_path):
     assert "real (reference)" not in compare([plain], out=tmp_path / "out2")["md"].read_text()
 
 
+@pytest.mark.slow
 def test_every_string_is_html_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     img = '<img src=x onerror="alert(2)">'
@@ -231,6 +237,7 @@ def test_every_string_is_html_escaped(tmp_path):
     assert "<script>" not in md and "&lt;script&gt;" in md
 
 
+@pytest.mark.slow
 def test_cli_compare_probe_bench(tree, tmp_path, monkeypatch, capsys):
     assert cli.main(["compare", str(tree), "--out", str(tmp_path / "o"), "--baseline", "tconv"]) == 0
     assert "Against the baseline `tconv`" in capsys.readouterr().out
@@ -247,6 +254,7 @@ def test_cli_compare_probe_bench(tree, tmp_path, monkeypatch, capsys):
     assert cli.main([]) == 2
 
 
+@pytest.mark.slow
 def test_console_script_wandb_offline(tree, tmp_path):
     """--wandb logs a wandb.Table in an offline run: no account, no network (the base URL is a closed port)."""
     env = {**os.environ, "WANDB_API_KEY": "", "WANDB_MODE": "", "WANDB_BASE_URL": "http://127.0.0.1:9",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import torch
 
 from upsample_zoo.models.unet import UNet
 from upsample_zoo.upsamplers import TransposedConv
 
 from .helpers.cli import compose_cfg
+
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 
 def test_compiled_unet_matches_eager():

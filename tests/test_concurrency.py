@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .helpers.cli import REPO
+
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 
 def test_two_jobs_at_once_build_shared_caches_once(tmp_path):

@@ -73,6 +73,7 @@ def test_cifar_synthetic_is_built_once_and_checked(synth):
         build_cifar_synthetic(synth, **(SMALL | {"num_train": 65}))
 
 
+@pytest.mark.slow
 def test_cifar_synthetic_is_deterministic(tmp_path, synth):
     again = build_cifar_synthetic(tmp_path / "again", **SMALL)
     for name in ("train/00017.png", "test/00009.png"):
@@ -126,6 +127,7 @@ def test_pink_noise_is_the_filtered_draw(shape, dtype):
     np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_synthetic_data_module_batches(tmp_path):
     dm = SyntheticImageDataModule(str(tmp_path / "cs"), num_train=64, num_test=16, generator_seed=5,
                                   batch_size=12, val_batch_size=4, num_workers=0, max_ref_images=10,
@@ -153,6 +155,7 @@ def test_synthetic_data_module_batches(tmp_path):
     assert torch.equal(ref[0], torch.from_numpy(np.array(Image.open(files[0]))).permute(2, 0, 1))
 
 
+@pytest.mark.slow
 def test_smoke_config_composes_with_gan_data(tmp_path):
     """debug=smoke sets segmentation keys (crop_size, val_batch_size): the GAN data modules accept them."""
     for data in ("cifar_synthetic", "image_folder", "cifar10"):
@@ -351,6 +354,7 @@ def test_cifar10_module_conventions(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")
 def test_real_cifar10_jpeg_subset(tmp_path):
     assert extract_subset(CIFAR_JPEG, tmp_path, {"train": 40, "test": 20}) == {"train": 40, "test": 20}

@@ -17,6 +17,8 @@ from upsample_zoo.train import build
 
 from .helpers.cli import compose_cfg, run_cli
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 PROBE = "+callbacks.probe._target_=tests.ddp_probe.CountScored"  # counts what reached each test metric, all ranks
 # the whole test split (smoke scores 1 batch), of a size that splits evenly: no rank repeats an image
 DDP = ["trainer=ddp_cpu", "trainer.devices=2", "debug=smoke", "trainer.limit_test_batches=1.0", PROBE]

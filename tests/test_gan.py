@@ -15,6 +15,8 @@ from .helpers.cli import CIFAR_JPEG, compose_cfg, run_cli, run_in_process
 from .helpers.data import extract_subset
 from .helpers.zoo import GUIDED, UNGUIDED
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 GAN_SMOKE = ["task=gan", "debug=smoke"]
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .helpers.cli import run_cli
+
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 
 def test_many_loggers_offline_run(zoo_root, tmp_path):

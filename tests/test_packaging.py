@@ -16,6 +16,8 @@ import upsample_zoo
 
 from .helpers.cli import REPO
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:

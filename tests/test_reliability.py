@@ -15,6 +15,8 @@ import torch
 
 from .helpers.cli import REPO, run_cli, run_in_process
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 RESUMABLE = ["debug=smoke", "trainer.max_epochs=3", "trainer.limit_train_batches=6", "trainer.deterministic=true",
              "seed=5", "upsampler=tconv", "+logger.csv.flush_logs_every_n_steps=1"]  # a CSV row per step
 

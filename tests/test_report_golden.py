@@ -13,6 +13,8 @@ from upsample_zoo.report import compare
 
 from .helpers.runs import golden_tree, normalised_report
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 GOLDEN = Path(__file__).parent / "data" / "golden_report"
 
 

@@ -83,6 +83,7 @@ def test_paired_ci_and_d_z_when_undefined():
 
 # ---- power -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_power_floor_is_the_smallest_p_the_test_can_give():
     for n in range(1, 9):  # same-sign differences reach the sign-flip floor 2/2^n exactly
         assert sign_flip_p([1.0 + 0.1 * i for i in range(n)]) == pytest.approx(2 / 2**n)
@@ -109,6 +110,7 @@ def _sweep(root, diffs: dict[str, list[float]], base=(0.50, 0.52, 0.47, 0.49)):
     return root
 
 
+@pytest.mark.slow
 def test_two_seed_sweep_says_no_test_can_reach_alpha(tmp_path):
     # big, consistent improvements: still p = 0.5 with 2 seeds
     root = _sweep(tmp_path / "sweep", {"opa": [0.10, 0.11], "opb": [0.05, 0.06]})
@@ -127,6 +129,7 @@ def test_two_seed_sweep_says_no_test_can_reach_alpha(tmp_path):
         assert float(rows[up]["p_holm"]) == 1.0 and rows[up]["significant"] == "no"
 
 
+@pytest.mark.slow
 def test_three_seed_sweep_holm_ci_and_d_z(tmp_path):
     diffs = {"opa": [0.10, 0.11, 0.12], "opb": [0.02, 0.05, 0.03], "opc": [0.05, 0.07, 0.04]}
     base = [0.50, 0.52, 0.47]

@@ -21,6 +21,8 @@ from upsample_zoo.hydra_callbacks import ResumeNeedsTheSweepDir
 
 from .helpers.cli import REPO, compose_cfg, run_cli, run_in_process
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 UPSAMPLERS = ["nearest", "bilinear", "tconv", "pixel_shuffle"]
 SWEEP = ["-m", f"upsampler={','.join(UPSAMPLERS)}", "debug=smoke", "model.base_channels=8", "hydra/launcher=basic"]
 

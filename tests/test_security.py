@@ -5,11 +5,14 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
 import torch
 
 from upsample_zoo.data.cifar_synthetic import SyntheticImageDataModule
 
 from .helpers.cli import run_cli
+
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 FAKE_KEY = "sk-upsample-zoo-FAKE-0123456789abcdef0123456789abcdef"
 

@@ -10,6 +10,8 @@ import pytest
 
 from .helpers.cli import run_cli
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 
 @pytest.mark.slow
 def test_submitit_local_sweep_runs_both_jobs_in_submitit_processes(zoo_root, tmp_path):

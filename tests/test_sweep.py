@@ -14,6 +14,8 @@ from .helpers.cli import compose_train, run_cli
 from .helpers.runs import EVIL_TAG
 from .helpers.zoo import GUIDED, SMOKE_UPSAMPLERS, UNGUIDED, ZOO
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 # the CPU ablations leave out only the operators that are too slow per step on a 2-core CPU (they say so)
 GPU_ONLY = {"carafe", "dysample", "bilinear_additive", *GUIDED}
 ABLATION = [n for n in ZOO if n not in GPU_ONLY]

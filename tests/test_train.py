@@ -13,6 +13,8 @@ from upsample_zoo.train import build_model
 from .helpers.cli import SHARED_DATA, compose_cfg, run_cli, run_in_process
 from .helpers.zoo import ZOO
 
+pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
+
 
 @pytest.mark.parametrize("name", ZOO)
 def test_smoke_run_every_upsampler(zoo_root, tmp_path, name):

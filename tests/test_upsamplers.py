@@ -150,6 +150,7 @@ def test_gradients_flow_and_params_reported(tmp_path, name):
     assert up.num_parameters() == n and f"params={n}" in up.extra_repr()
 
 
+@pytest.mark.slow
 def test_param_counts_by_hand(tmp_path):
     """At 64->32 channels: weights + biases, hand arithmetic."""
     want = {
@@ -254,6 +255,7 @@ def test_invalid_hyperparameters_raise_config_error(bad):
             cls(**kw)
 
 
+@pytest.mark.slow
 def test_every_zoo_config_composes_and_is_an_upsampler(tmp_path):
     for name, scale in SCALES:
         assert isinstance(_zoo(tmp_path, name, scale=scale), Upsampler)
