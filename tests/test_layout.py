@@ -1,0 +1,55 @@
+"""The house rules that keep the code small and findable: every module under src/ is named in the README's
+architecture picture, none is over 400 lines, and no function is over about 60 lines."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from .helpers.cli import REPO
+
+SRC = REPO / "src" / "upsample_zoo"
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 65  # "about 60": one shape drawer of the synthetic data keeps its random draws in order
+
+
+def architecture_picture() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```\n(configs/.*?)```", section, re.S)[0]
+
+
+def entry(picture: str, package: str) -> str:
+    """The text of one package's entry: its line and the indented lines that continue it."""
+    match = re.search(rf"^  {re.escape(package)}/ +(.*?)(?=^  \S|\Z)", picture, re.S | re.M)
+    assert match, f"the architecture picture has no {package}/ entry"
+    return match.group(1)
+
+
+def test_every_module_is_in_the_architecture_picture():
+    picture = architecture_picture()
+    missing = []
+    for p in MODULES:
+        rel = p.relative_to(SRC)
+        if len(rel.parts) == 1:
+            named = p.name in picture
+        else:
+            named = re.search(rf"\b{re.escape(p.stem)}\b", entry(picture, rel.parts[0])) is not None
+        if not named:
+            missing.append(str(rel))
+    assert not missing, f"not in the README's architecture picture: {missing}"
+
+
+def test_modules_and_functions_stay_small():
+    long_modules = {str(p.relative_to(SRC)): n for p in MODULES
+                    if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long_modules
+    long_functions = []
+    for p in MODULES:
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{p.relative_to(SRC)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long_functions
