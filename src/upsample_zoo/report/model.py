@@ -3,6 +3,7 @@ statistics row per group and metric (the CSV rows; every table of the report rea
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,10 @@ class Section:
     def reference(self) -> dict[str, dict[str, float]]:
         """The reference row: headline metric -> describe() of its real-image counterpart over the ok runs
         (``REFERENCE``; a difference to real reads 0 on real); {} when no run has one."""
+        return self._reference
+
+    @functools.cached_property
+    def _reference(self) -> dict[str, dict[str, float]]:
         ok = [r for g in self.groups for r in g.ok_runs]
         out = {}
         for m, ref in REFERENCE.get(self.task, {}).items():
@@ -122,11 +127,16 @@ class Comparison:
     alpha: float
     paths: list[str]
 
-    def row(self, section: Section, upsampler: str, metric: str) -> dict[str, Any] | None:
+    @functools.cached_property
+    def _by_key(self) -> dict[tuple[str, ...], dict[str, Any]]:
+        """The rows by (task, data, variant, upsampler, metric): every table cell looks one up."""
+        out: dict[tuple[str, ...], dict[str, Any]] = {}
         for r in self.rows:
-            if (r["task"], r["data"], r["variant"], r["upsampler"], r["metric"]) == (*section.key, upsampler, metric):
-                return r
-        return None
+            out.setdefault((r["task"], r["data"], r["variant"], r["upsampler"], r["metric"]), r)
+        return out
+
+    def row(self, section: Section, upsampler: str, metric: str) -> dict[str, Any] | None:
+        return self._by_key.get((*section.key, upsampler, metric))
 
     def section_rows(self, section: Section) -> list[dict[str, Any]]:
         return [r for r in self.rows if (r["task"], r["data"], r["variant"]) == section.key]
