@@ -166,3 +166,12 @@ def test_output_dir_not_writable(zoo_root, tmp_path, where):
     args = ["debug=smoke", f"{key}={blocker / 'run'}"] + (["-m"] if where == "sweep" else [])
     proc = run_cli(args, zoo_root)
     assert_one_line(proc, "is not writable", str(blocker / "run"), "hydra.run.dir")
+
+
+@pytest.mark.parametrize("task", ["segmentation", "gan"])
+def test_a_scale_the_model_cannot_use_stops_before_any_data(tmp_path, task):
+    """Both models are built from 2x stages: upsampler.scale=4 is refused at build time, before any data."""
+    root = tmp_path / "root"
+    proc = run_cli([f"task={task}", "upsampler.scale=4", "debug=smoke", f"hydra.run.dir={tmp_path / 'run'}"], root)
+    assert_one_line(proc, "upsampler.scale=4", "supports only upsampler.scale=2")
+    assert not (root / "data").exists()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.models.dcgan import DCGAN
 from upsample_zoo.models.stages import stage_factories, stage_indices, stages_label
 from upsample_zoo.models.unet import UNet
 from upsample_zoo.upsamplers import InterpConv, TransposedConv
@@ -47,3 +48,46 @@ def test_run_names():
     assert stages_label("tconv", None) == stages_label("tconv", {}) == "tconv"
     assert upsampler_name("tconv", "upsample_zoo.upsamplers.TransposedConv", {"last": "bilinear"}) == \
         "tconv+last:bilinear"
+
+
+@pytest.mark.parametrize("model", ["unet", "dcgan"])
+def test_a_scale_the_model_cannot_use_is_refused_at_build_time(model):
+    """Both models are built from 2x stages: a 4x operator would be cropped to the skip's top-left quarter
+    (U-Net) or make 256-px images (DCGAN). One line naming the key, the model and what it supports."""
+    factory = upsampler_factory("bilinear", scale=4)
+    with pytest.raises(ConfigError, match=r"upsampler\.scale=4: the .* supports only upsampler\.scale=2") as e:
+        UNet(factory, base_channels=4, depth=2) if model == "unet" else DCGAN(factory, ngf=4, ndf=4)
+    assert "\n" not in str(e.value)
+    # a stage operator inherits the main scale, and is checked like it
+    with pytest.raises(ConfigError, match=r"upsampler\.scale=4"):
+        UNet(upsampler_factory("bilinear"), base_channels=4, depth=2,
+             stage_upsamplers={"last": upsampler_factory("nearest", scale=4)})
+
+
+def _built_k_up(overrides: list[str], tmp_path) -> list[int]:
+    from upsample_zoo.train import build_model
+
+    from .helpers.cli import compose_cfg
+
+    cfg = compose_cfg([*overrides, "debug=smoke"], tmp_path)
+    return [getattr(up, "k_up", None) for up in build_model(cfg).upsampler_modules()]
+
+
+def test_a_stage_naming_the_main_operator_builds_it_with_its_options(tmp_path):
+    """upsampler=carafe upsampler.k_up=3 {last: carafe} used to build k_up [3, 3, 3, 5] under the name
+    carafe+last:carafe; the stage is the main operator, options included."""
+    main = ["upsampler=carafe", "upsampler.k_up=3"]
+    assert _built_k_up(main, tmp_path) == [3, 3, 3, 3]
+    assert _built_k_up([*main, "model.stage_upsamplers={last: carafe}"], tmp_path) == [3, 3, 3, 3]
+    assert _built_k_up([*main, "model.stage_upsamplers={all: carafe}"], tmp_path) == [3, 3, 3, 3]
+    # another operator builds its own defaults (FADE's k_up is 5), whatever the main operator's options
+    assert _built_k_up([*main, "model.stage_upsamplers={last: fade}"], tmp_path) == [3, 3, 3, 5]
+
+
+def test_a_stage_naming_the_config_does_not_inherit_a_replaced_class(tmp_path):
+    """upsampler=carafe upsampler._target_=<another class> is named after that class, so a stage that names
+    carafe is the zoo's carafe, not the replaced main operator."""
+    overrides = ["upsampler=carafe", "upsampler._target_=upsample_zoo.upsamplers.InterpConv",
+                 "~upsampler.k_up", "~upsampler.k_enc", "~upsampler.compressed_channels", "+upsampler.mode=bilinear",
+                 "model.stage_upsamplers={last: carafe}"]
+    assert _built_k_up(overrides, tmp_path) == [None, None, None, 5]

@@ -69,6 +69,11 @@ class CheckOutputDir(Callback):
     line instead of a traceback from deep inside pathlib, and write nothing."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        # the default run dir names ${hydra:runtime.choices.upsampler}, which resolves only once HydraConfig is
+        # set; Hydra sets it from this same config just after the callbacks, so setting it now changes nothing
+        HydraConfig.instance().set_config(config)
         self._check(str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -76,13 +81,18 @@ class CheckOutputDir(Callback):
 
     @staticmethod
     def _check(path: str) -> None:
+        import shutil
         import sys
         import tempfile
 
+        target = Path(path).absolute()
+        missing = next((p for p in [*reversed(target.parents), target] if not p.exists()), None)
         try:
-            Path(path).mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            target.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target, prefix=".write-test-"):
                 pass
+            if missing is not None:  # leave no folder behind: Hydra makes the run dir, maybe a second later
+                shutil.rmtree(missing, ignore_errors=True)
         except OSError as e:
             print(f"upsample-zoo: error: output dir {path} is not writable ({e.strerror or e}); choose another "
                   "hydra.run.dir (or hydra.sweep.dir), or fix its permissions", file=sys.stderr, flush=True)

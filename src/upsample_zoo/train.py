@@ -103,7 +103,7 @@ def build_model(cfg: DictConfig):
     plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
     from hydra.utils import instantiate
 
-    from upsample_zoo.zoo import upsampler_factory
+    from upsample_zoo.zoo import upsampler_factory, upsampler_name
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     compile_model = bool(model_cfg.pop("compile", False))
@@ -115,10 +115,15 @@ def build_model(cfg: DictConfig):
             raise cause from exc
         raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
                           f"{type(cause).__name__}: {' '.join(str(cause).split())}") from exc
-    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale
+    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale. A stage
+    # that names the main operator builds exactly the main operator, its overridden options included
+    # (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere); any other name, its defaults.
     stages = model_cfg.pop("stage_upsamplers", None) or {}
     scale = cfg.upsampler.get("scale", 2)
-    stage_factories = {k: upsampler_factory(str(v), scale=scale) for k, v in stages.items()}
+    target = str(cfg.upsampler.get("_target_"))
+    main = upsampler_name(_choices().get("upsampler", target), target)  # the name the run gives the main operator
+    stage_factories = {k: factory if str(v) == main else upsampler_factory(str(v), scale=scale)
+                       for k, v in stages.items()}
     try:
         model = instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stage_factories} if stages else {}))
     except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)

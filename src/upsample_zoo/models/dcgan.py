@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.models.stages import stage_factories
+from upsample_zoo.models.stages import require_scale, stage_factories
 from upsample_zoo.upsamplers.base import upsampler_modules
 
 UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
@@ -39,6 +39,7 @@ class Generator(nn.Module):
             nn.ModuleDict({"up": factory(cin, cout), "bn": nn.BatchNorm2d(cout)})
             for factory, cin, cout in zip(factories, widths[:-1], widths[1:])
         )
+        require_scale(self.upsampler_modules(), "DCGAN generator (model=dcgan)")
         for stage in self.stages:
             if getattr(stage["up"], "requires_guide", False):
                 raise ConfigError(

@@ -46,6 +46,19 @@ def stage_factories(default: UpsamplerFactory, overrides: Mapping[Any, Upsampler
     return out
 
 
+def require_scale(upsamplers: list[nn.Module], model: str, scale: int = 2) -> None:
+    """Refuse, at build time, an operator whose scale the model cannot use: its stages are ``scale`` x
+    each (the U-Net's max-pool skips, the DCGAN's 4->8->16->32). A 4x operator there would be cropped to
+    the skip's corner, or make images of the wrong size. A module without a ``scale`` is taken at its word."""
+    for i, up in enumerate(upsamplers):
+        got = getattr(up, "scale", scale)
+        if got != scale:
+            raise ConfigError(
+                f"upsampler.scale={got}: the {model} is built from {scale}x stages (stage {i} of {len(upsamplers)}) "
+                f"and supports only upsampler.scale={scale}; other scales are for the library API "
+                "(create_upsampler, check_upsampler), the probe and the bench")
+
+
 def stages_label(upsampler: str, overrides: Mapping[Any, str] | None) -> str:
     """The run's name for a mixed decoder: ``tconv+last:bilinear``. With ``all``, the main operator builds no
     stage, so the name starts from the ``all`` operator: ``{all: bilinear}`` is plain ``bilinear``."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.models.stages import stage_factories
+from upsample_zoo.models.stages import require_scale, stage_factories
 from upsample_zoo.upsamplers.base import accepts_guide
 
 UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
@@ -72,6 +72,7 @@ class UNet(nn.Module):
         # decoder stage j (0 = lowest resolution) upsamples widths[depth - j] -> widths[depth - j - 1]
         factories = stage_factories(upsampler, stage_upsamplers, depth)
         self.up = nn.ModuleList(UpBlock(widths[depth - j], widths[depth - j - 1], factories[j]) for j in range(depth))
+        require_scale(self.upsampler_modules(), "U-Net (model=unet)")
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     @property
