@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
 
@@ -53,3 +54,45 @@ def test_hand_case_absent_class_is_not_averaged_and_void_ignored():
     assert torch.isnan(s["iou"][2])
     assert abs(float(s["miou"]) - (1 / 3 + 0.5) / 2) < 1e-12
     assert abs(float(s["pixel_acc"]) - 3 / 5) < 1e-12
+
+
+def _task():
+    from functools import partial
+
+    from upsample_zoo.models.unet import UNet
+    from upsample_zoo.tasks.segmentation import SegmentationTask
+    from upsample_zoo.zoo import upsampler_factory
+
+    torch.manual_seed(0)
+    model = UNet(upsampler_factory("tconv"), base_channels=4, depth=2, num_classes=5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(15):  # a few steps towards "class = the first channel's quintile": a pixel-dependent map
+        x = torch.randn(4, 3, 32, 32)
+        loss = F.cross_entropy(model(x), torch.bucketize(x[:, 0].contiguous(), torch.tensor([-0.84, -0.25, 0.25, 0.84])))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return SegmentationTask(model, optimizer=partial(torch.optim.SGD, lr=0.1), num_classes=5,
+                            checkerboard_window=12).eval()
+
+
+def test_evaluation_is_per_image_whatever_the_batch():
+    """VOC images differ in size; pad_collate pads a batch to its largest. Each image must be scored from its
+    own forward at its true size, so the confusion matrix of a padded batch equals that of the images one by
+    one (the old code ran the padded batch: the small image's border saw the padding, and it took the padded
+    size's path through the decoder)."""
+    from upsample_zoo.data.voc import pad_collate
+
+    rng = np.random.default_rng(0)
+    pairs = [(torch.randn(3, h, w), torch.from_numpy(rng.integers(0, 5, (h, w)))) for h, w in ((21, 13), (32, 32))]
+    batched, alone = _task(), _task()
+    with torch.no_grad():
+        batched.test_step(pad_collate(pairs), 0)
+        for i, pair in enumerate(pairs):
+            alone.test_step(pad_collate([pair]), i)
+    cm_batched, cm_alone = batched.test_cm.compute(), alone.test_cm.compute()
+    assert int((cm_alone.sum(0) > 0).sum()) >= 3  # the predictions vary: a constant map would hide the bug
+    assert int(cm_batched.sum()) == 21 * 13 + 32 * 32  # every true pixel once, no padding
+    assert torch.equal(cm_batched, cm_alone)
+    # and the checkerboard score reads each image at its own size: both images fit the 12 px window
+    assert int(batched.test_checkerboard.count) == int(alone.test_checkerboard.count) == 2 * 5  # maps

@@ -77,9 +77,24 @@ class SegmentationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         return loss
 
+    def eval_logits(self, x: torch.Tensor, sizes: torch.Tensor | None) -> list[torch.Tensor]:
+        """Each image's logits, (C, h, w), from its own forward at its true size.
+
+        A padded batch would let the network see the other images' padding (a convolution reads across the
+        bottom/right edge), and an odd-sized image would take the padded size's path through the decoder:
+        its prediction would depend on what it was batched with. A batch of equal sizes is one forward."""
+        if sizes is None or bool((sizes == torch.tensor(x.shape[-2:], device=sizes.device)).all()):
+            return list(self(x))
+        return [self(x[i : i + 1, :, :h, :w])[0] for i, (h, w) in enumerate(sizes.tolist())]
+
+    @staticmethod
+    def _padded(logits: list[torch.Tensor], size: torch.Size) -> torch.Tensor:
+        """Stack per-image logits back onto the batch's padded grid (the padding's masks are void)."""
+        return torch.stack([F.pad(t, (0, size[-1] - t.shape[-1], 0, size[-2] - t.shape[-2])) for t in logits])
+
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        x, y, *_ = batch
-        logits = self(x)
+        x, y, *rest = batch
+        logits = self._padded(self.eval_logits(x, rest[0] if rest else None), y.shape)
         self.log("val/loss", self._loss(logits, y), on_epoch=True, batch_size=x.shape[0])
         self.val_cm.update(logits.argmax(1), y)
 
@@ -92,27 +107,29 @@ class SegmentationTask(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         x, y, *rest = batch
         sizes = rest[0] if rest else None  # each image's true (h, w) inside the padded batch
-        logits = self(x)
-        self.test_cm.update(logits.argmax(1), y)
+        per_image = self.eval_logits(x, sizes)
+        logits = self._padded(per_image, y.shape)
         pred = logits.argmax(1)
+        self.test_cm.update(pred, y)
         self.test_boundary_iou.update(pred, y, sizes=sizes)
         self.test_grid_error.update(pred, y)  # padding is void, and phases count from the top-left: no sizes
 
         if batch_idx == 0:
             k = self.num_figure_images
-            self._figure_batch = (x[:k].cpu(), y[:k].cpu(), logits[:k].argmax(1).cpu())
-        self.test_logits_hook(logits, y)
+            self._figure_batch = (x[:k].cpu(), y[:k].cpu(), pred[:k].cpu())
+        for image_logits in per_image:
+            self.score_checkerboard(image_logits)
 
-    def test_logits_hook(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """The checkerboard score reads the class-probability maps: a checkerboard in the logits is the
-        dense-prediction form of the artifact."""
+    def score_checkerboard(self, logits: torch.Tensor) -> None:
+        """The checkerboard score reads one image's class-probability maps (C, h, w), centre window: a
+        checkerboard in the logits is the dense-prediction form of the artifact."""
         win = self.checkerboard_window
         h, w = logits.shape[-2:]
         if min(h, w) < win:
-            self.checkerboard_skipped += logits.shape[0]
+            self.checkerboard_skipped += 1
             return
         top, left = (h - win) // 2, (w - win) // 2
-        probs = logits[..., top : top + win, left : left + win].float().softmax(1)
+        probs = logits[None, :, top : top + win, left : left + win].float().softmax(1)
         self.test_checkerboard.update(probs)
 
     def on_test_epoch_end(self) -> None:
@@ -161,7 +178,8 @@ class SegmentationTask(L.LightningModule):
     def protocol(self) -> dict:
         return {
             "miou": "torchmetrics MulticlassConfusionMatrix accumulated over the whole test split at the "
-            f"original mask resolution, ignore_index={self.ignore_index}; IoU_c = TP/(TP+FP+FN); mIoU = mean "
+            f"original mask resolution, each image through its own forward at its true size (never padded to "
+            f"a batch), ignore_index={self.ignore_index}; IoU_c = TP/(TP+FP+FN); mIoU = mean "
             "over classes with a non-empty union; test split = VOC val (test labels are not public); "
             "weights of the last epoch",
             "num_classes": self.num_classes,
