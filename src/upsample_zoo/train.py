@@ -155,6 +155,17 @@ def check_model_upsamplers(model, name: str) -> None:
         check_upsampler(up, in_channels=cin, out_channels=cout, name=name)
 
 
+def check_budget(trainer_cfg: Any) -> None:
+    """The training budget, before anything is built: Lightning reads max_epochs=-1 as "forever" (and the
+    cosine schedule's T_max follows it), and 0 trains nothing yet reports metrics."""
+    value = trainer_cfg.get("max_epochs")
+    if value is None and trainer_cfg.get("max_steps", -1) not in (None, -1):
+        return  # a step budget instead
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"trainer.max_epochs={value} is not a training budget: set a positive number of epochs, "
+                          "such as trainer.max_epochs=8")
+
+
 def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     """Instantiate model (with its upsampler, whose contract is checked before any data is loaded), datamodule,
     task (whose evaluation tools, e.g. the FID weights, are resolved now, not after training), callbacks
@@ -162,6 +173,7 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
 
+    check_budget(cfg.trainer)
     model = build_model(cfg)
     check_model_upsamplers(model, _upsampler_name(cfg, _choices()))
     datamodule = instantiate(cfg.data)
