@@ -139,3 +139,39 @@ def test_resume_without_the_sweep_dir_warns(tmp_path, capsys):
     cb.on_multirun_start(OmegaConf.create({"resume": True, "hydra": {"sweep": {"dir": str(tmp_path / "old")}}}))
     cb.on_multirun_start(OmegaConf.create({"resume": False, "hydra": {"sweep": {"dir": str(tmp_path / "new")}}}))
     assert capsys.readouterr().out == ""
+
+
+def _ckpt(path: Path, config_hash: str | None, mtime: int) -> Path:
+    torch.save({"callbacks": {"ConfigHashCallback": {"config_hash": config_hash}} if config_hash else {}}, path)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_resume_from_the_newest_last_checkpoint_and_keep_one_stale_generation(zoo_root, tmp_path):
+    """A job re-run from scratch writes last-v1.ckpt next to the stale last.ckpt; killed again, resume=true must
+    continue last-v1.ckpt (it used to look at last.ckpt only, and start over), and the stale generation is set
+    aside once, never piled up."""
+    cfg = _resolved(["upsampler=tconv"], tmp_path)
+    h = sweep_resume.config_hash(cfg)
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    _ckpt(ckpts / "last.ckpt", "another-config", 1_000)
+    _ckpt(ckpts / "epoch_000.ckpt", "another-config", 1_000)
+    newest = _ckpt(ckpts / "last-v1.ckpt", h, 2_000)
+    best = _ckpt(ckpts / "epoch_001-v1.ckpt", h, 2_000)
+    plan = sweep_resume.plan_job(cfg, tmp_path)
+    assert plan.action == "resume" and plan.ckpt_path == str(newest)
+    sweep_resume.set_aside_previous(tmp_path, plan)
+    assert sorted(p.name for p in ckpts.iterdir()) == sorted([newest.name, best.name])  # its own, untouched
+    assert sorted(p.name for p in (tmp_path / "checkpoints.previous").iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    # a re-run from scratch (a changed config) moves everything aside, replacing the older stale generation
+    other = _resolved(["upsampler=tconv", "trainer.max_epochs=1"], tmp_path)
+    plan = sweep_resume.plan_job(other, tmp_path)
+    assert plan.action == "run" and "last-v1.ckpt" in plan.reason
+    sweep_resume.set_aside_previous(tmp_path, plan)
+    assert list(ckpts.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "checkpoints.previous").iterdir()) == sorted([newest.name, best.name])
+    # two equally valid checkpoints of the config: the newer one wins, whatever the names
+    _ckpt(ckpts / "last.ckpt", h, 5_000)
+    _ckpt(ckpts / "last-v2.ckpt", h, 4_000)
+    assert sweep_resume.plan_job(cfg, tmp_path).ckpt_path == str(ckpts / "last.ckpt")

@@ -5,11 +5,12 @@ Per job (its run dir is ``<hydra.sweep.dir>/<num>_<upsampler>_s<seed>``, the sam
 - ``skip``: ``results.json`` says ``status: ok`` for the same config. Nothing in the run dir is written (its
   ``results.json`` stays byte-identical) and the sweeper gets the stored optimized metric back; the sweep's
   comparison report reads the job's files as before.
-- ``resume``: ``checkpoints/last.ckpt`` exists and was written for the same config (the hash is stored in the
+- ``resume``: the newest ``checkpoints/last*.ckpt`` written for the same config exists (the hash is stored in the
   checkpoint by :class:`ConfigHashCallback`): training continues from it (``trainer.fit(ckpt_path=...)``).
 - ``run``: anything else (missing, failed without a usable checkpoint, or finished with another config): the job
   runs from scratch. A previous ``results.json`` / ``error.log`` is kept as ``results.previous.json`` /
-  ``error.previous.log`` (the report reads only ``results.json``).
+  ``error.previous.log`` (the report reads only ``results.json``), and its checkpoints (other than the one a
+  resumed job continues) in ``checkpoints.previous/``: one stale generation at most.
 
 "The same config" is :func:`config_hash`: a hash of the resolved config without ``resume``, ``ckpt_path`` and
 the ``paths`` group, where any value under one of the ``paths.*`` folders counts by its place relative to it
@@ -113,20 +114,42 @@ def plan_job(resolved: dict[str, Any], run_dir: Path) -> Plan:
         if isinstance(prev.get("config"), dict) and config_hash(prev["config"]) == h:
             return Plan("skip", "finished (status ok) with the same config", h, previous=prev)
         why = "finished with another config"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        stored = checkpoint_config_hash(last)
-        if stored == h:
-            return Plan("resume", f"{why}; last.ckpt of the same config", h, ckpt_path=str(last))
-        why += "; last.ckpt " + ("of another config" if stored else "without a config hash")
+    lasts = last_checkpoints(run_dir)
+    for last in lasts:
+        if checkpoint_config_hash(last) == h:
+            return Plan("resume", f"{why}; {last.name} of the same config", h, ckpt_path=str(last))
+    if lasts:
+        why += f"; no last*.ckpt of the same config ({', '.join(p.name for p in lasts)})"
     return Plan("run", why, h)
 
 
-def set_aside_previous(run_dir: Path) -> list[str]:
-    """Before a resumed or re-run job: keep the last attempt's results.json / error.log under .previous names."""
+def last_checkpoints(run_dir: Path) -> list[Path]:
+    """The job's ``last*.ckpt`` files, newest first: Lightning writes ``last-v1.ckpt`` when a ``last.ckpt`` of an
+    earlier attempt is in the way, so the newest, not ``last.ckpt``, is the latest attempt's."""
+    found = [p for p in (run_dir / "checkpoints").glob("last*.ckpt") if p.is_file()]
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+
+
+def set_aside_previous(run_dir: Path, plan: Plan | None = None) -> list[str]:
+    """Before a resumed or re-run job: keep the last attempt's results.json / error.log under .previous names,
+    and its checkpoints in ``checkpoints.previous/`` (one stale generation at most: an older one is deleted).
+    A resumed job keeps the checkpoints of its own config where they are; a re-run job starts an empty folder, so
+    Lightning writes ``last.ckpt`` again instead of piling up ``last-v1.ckpt``, ``last-v2.ckpt``, ..."""
+    import shutil
+
     moved = []
     for name, new in PREVIOUS.items():
         if (run_dir / name).is_file():
             os.replace(run_dir / name, run_dir / new)
             moved.append(new)
+    ckpts, stale = run_dir / "checkpoints", run_dir / "checkpoints.previous"
+    old = sorted(p for p in ckpts.glob("*.ckpt") if p.is_file()) if ckpts.is_dir() else []
+    if plan is not None and plan.action == "resume":  # the attempt it continues keeps its own (last and best)
+        old = [p for p in old if checkpoint_config_hash(p) != plan.config_hash]
+    if old:
+        shutil.rmtree(stale, ignore_errors=True)
+        stale.mkdir()
+        for p in old:
+            os.replace(p, stale / p.name)
+        moved.append(stale.name)
     return moved

@@ -323,7 +323,7 @@ def run(cfg: DictConfig) -> float | None:
         return float(value) if isinstance(value, (int, float)) else None
     ckpt_path = cfg.get("ckpt_path") or (plan.ckpt_path if plan is not None else None)
     if plan is not None and global_rank() == 0:
-        set_aside_previous(out_dir)
+        set_aside_previous(out_dir, plan)
         log.info("resume: %s: %s; %s", out_dir, plan.reason,
                  f"continuing from {ckpt_path}" if plan.action == "resume" else "running it from the start")
     results = new_results(cfg, out_dir, ckpt_path)
