@@ -36,3 +36,34 @@ def test_two_jobs_at_once_build_shared_caches_once(tmp_path):
     assert not list((root / "data").glob(".cifar_synthetic.tmp-*")), "a temp build dir was left behind"
     assert {r["seed"] for r in results} == {0, 1}
     assert len({r["pid"] for r in results}) == 2, "the two jobs ran in two processes"
+
+
+def test_a_second_sweep_into_a_live_sweep_folder_is_refused(tmp_path):
+    """Two sweeps in one folder used to train every job twice and interleave their files. The second is refused
+    with one line, before it touches the folder, and the first finishes untouched."""
+    import time
+
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(tmp_path / "root")}
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "upsampler=nearest,bilinear", "debug=smoke",
+           "model.base_channels=8", "hydra/launcher=basic", f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (sweep / ".sweep.lock").is_file() or not (sweep / ".sweep.lock").read_text():
+            assert first.poll() is None and time.monotonic() < deadline, "the first sweep never took the folder"
+            time.sleep(0.2)
+        second = subprocess.run([*cmd, "resume=true"], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert first.poll() is None, "the first sweep ended before the second one was tried"
+        assert second.returncode == 1
+        lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and f"pid {first.pid} on " in lines[0] and "in use by a running sweep" in lines[0]
+        assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    finally:
+        first.kill()
+    results = [json.loads(p.read_text()) for p in sorted(sweep.rglob("results.json"))]
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert {r["pid"] for r in results} == {first.pid}  # every job trained once, by the first sweep
+    assert not list(sweep.rglob("results.previous.json")) and not list(sweep.rglob("error.log"))
+    assert (sweep / "comparison.md").is_file()

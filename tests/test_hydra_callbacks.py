@@ -42,3 +42,43 @@ def test_default_run_dir_under_a_file_stops_with_one_line(tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not writable" in err[0] and "hydra.run.dir" in err[0]
     assert (tmp_path / "root").read_text().startswith("a file")
+
+
+def _sweep_cfg(sweep):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+
+
+def test_a_sweep_folder_held_by_a_live_sweep_is_refused_and_a_dead_holder_is_taken_over(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from upsample_zoo.hydra_callbacks import SweepLock
+
+    sweep = tmp_path / "sweep"
+    # another live process holds the folder (as a running sweep's main process does)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, "
+        "fcntl.LOCK_EX); os.write(fd, b'pid %d on testhost' % os.getpid()); print('held', flush=True); "
+        "time.sleep(60)"), str(sweep / SweepLock.NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        sweep.mkdir()
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit) as e:
+            SweepLock().on_multirun_start(_sweep_cfg(sweep))
+        assert e.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"pid {holder.pid} on testhost" in err[0] and "hydra.sweep.dir" in err[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without cleaning up: its lock is gone with it, and the next sweep takes the folder
+    lock = SweepLock()
+    lock.on_multirun_start(_sweep_cfg(sweep))
+    assert (sweep / SweepLock.NAME).read_text().startswith(f"pid {os.getpid()} on ")
+    with pytest.raises(SystemExit):  # held by this one now: a second sweep in this process is refused too
+        SweepLock().on_multirun_start(_sweep_cfg(sweep))
+    lock.on_multirun_end(_sweep_cfg(sweep))
+    SweepLock().on_multirun_start(_sweep_cfg(sweep))  # released at the end: free again

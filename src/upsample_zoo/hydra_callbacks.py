@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,51 @@ class CheckOutputDir(Callback):
             print(f"upsample-zoo: error: output dir {path} is not writable ({e.strerror or e}); choose another "
                   "hydra.run.dir (or hydra.sweep.dir), or fix its permissions", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+
+
+class SweepLock(Callback):
+    """One live sweep per sweep folder. A second sweep (or a second ``resume=true``) into a folder that a
+    running sweep holds would train every job twice and interleave their files: it is refused with one line
+    naming the holder. The lock is ``flock`` on ``<sweep dir>/.sweep.lock``: the kernel releases it when the
+    holder exits, however it dies, so a stale lock is simply taken over. The file stays (empty) after the sweep:
+    deleting it would let two sweeps lock two different files of one name."""
+
+    NAME = ".sweep.lock"
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        sweep.mkdir(parents=True, exist_ok=True)
+        fd = os.open(sweep / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = " ".join(os.pread(fd, 200, 0).decode("utf-8", "replace").split()) or "another process"
+            os.close(fd)
+            print(f"upsample-zoo: error: sweep folder {sweep} is in use by a running sweep ({holder}); wait for it "
+                  "to finish, or choose another hydra.sweep.dir", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                  .encode(), 0)
+        self._fd = fd
+        atexit.register(self.release)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 class ResumeNeedsTheSweepDir(Callback):
