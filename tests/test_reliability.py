@@ -130,3 +130,21 @@ def test_same_seed_gives_bit_identical_metrics(zoo_root, tmp_path, task):
     assert a["torch_threads"] == torch.get_num_threads()  # recorded: it sets the float summation order
     c = run_in_process([*args[:-2], "seed=4", args[-1]], tmp_path / "c")
     assert c["metrics"] != a["metrics"]  # and the seed does matter
+
+
+def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_it(zoo_root, tmp_path):
+    """Ctrl-C used to abort the current job only: the next job started and the sweep exited 0, with the single
+    run's advice. It must stop the sweep (exit 130) with one line: resume=true and the sweep folder."""
+    sweep = tmp_path / "sweep"
+    proc = _popen(["-m", "upsampler=nearest,bilinear", "debug=smoke", "trainer.max_epochs=200",
+                   "trainer.limit_train_batches=50", "hydra/launcher=basic", f"hydra.sweep.dir={sweep}"], zoo_root)
+    _wait_until(lambda: any(sweep.glob("0_*/csv/metrics.csv")), "the first job began training", proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("upsample-zoo: error:")]
+    assert len(lines) == 1 and "Ctrl-C" in lines[0] and f"resume=true hydra.sweep.dir={sweep}" in lines[0], err
+    assert not any(sweep.glob("1_*")), "the next job started after Ctrl-C"
+    assert json.loads(next(sweep.glob("0_*/results.json")).read_text())["status"] == "failed"

@@ -48,6 +48,13 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _sweep_dir() -> str | None:
+    """The sweep's folder in a multirun (where ``resume=true`` continues it), else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return str(HydraConfig.get().sweep.dir) if _is_multirun() else None
+
+
 def git_revision() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -68,16 +75,19 @@ def versions() -> dict[str, str]:
             "python": sys.version.split()[0]}
 
 
-def one_line(exc: BaseException) -> str:
-    """The user-facing line: our errors carry a complete message; others get their type prefixed."""
+def one_line(exc: BaseException, sweep_dir: str | None = None) -> str:
+    """The user-facing line: our errors carry a complete message; others get their type prefixed. A stop
+    (SIGTERM, Ctrl-C) says how to resume: the run with ``ckpt_path=last``, or, in a sweep (``sweep_dir``),
+    the whole sweep with ``resume=true``."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    how = (f"the sweep stops; resume it with the same command and resume=true hydra.sweep.dir={sweep_dir}"
+           if sweep_dir else "resume with the same hydra.run.dir and ckpt_path=last")
     if isinstance(exc, SIGTERMException):
-        return ("preempted (SIGTERM): a checkpoint was saved; resume with the same hydra.run.dir and "
-                "ckpt_path=last")
+        return f"preempted (SIGTERM): a checkpoint was saved; {how}"
     if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and exc.__context__ is not None
                                               and isinstance(exc.__context__, KeyboardInterrupt)):
-        return "interrupted (Ctrl-C); resume with the same hydra.run.dir and ckpt_path=last"
+        return f"interrupted (Ctrl-C); {how}"
     cause: BaseException | None = exc
     while cause is not None:  # hydra wraps constructor errors in InstantiationException: report ours
         if isinstance(cause, UpsampleZooError):
@@ -338,8 +348,8 @@ def run(cfg: DictConfig) -> float | None:
             job.failed = True
             job.stop_observing()  # the other ranks fail too, or hang: either way this one records it
             results["status"] = "failed"
-            results["error"] = one_line(exc)
             exit_code = exit_code_for(exc)
+            results["error"] = one_line(exc, _sweep_dir() if exit_code != 1 else None)
             if global_rank() == 0:
                 atomic_write_text(out_dir / "error.log", traceback.format_exc())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -354,7 +364,7 @@ def run(cfg: DictConfig) -> float | None:
     atomic_write_json(out_dir / "results.json", results)
     if results["status"] != "ok":
         print(f"upsample-zoo: error: {results['error']}", file=sys.stderr, flush=True)
-        if not _is_multirun():
+        if not _is_multirun() or exit_code != 1:  # a stop (Ctrl-C, SIGTERM) stops the whole sweep
             raise SystemExit(exit_code)
         return None
     print_summary(results)
