@@ -139,3 +139,25 @@ def test_probe_takes_a_users_class_by_its_dotted_path(tmp_path, monkeypatch):
     mine, _ = result.stat("myprobepkg.MyUp", "layer", "checkerboard_db")
     smooth, _ = result.stat("bilinear", "layer", "checkerboard_db")
     assert mine > smooth + 10  # k3 s2 tconv: the classic checkerboard (Odena et al. 2016)
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["--seeds", "0"], 2, "argument --seeds: 0 is outside [1, +inf]"),
+    (["--seeds", "two"], 2, "argument --seeds: 'two' is not an integer"),
+    (["--scale", "3"], 2, "argument --scale: invalid choice: 3"),
+    (["--upsampler", "nope"], 2, "unknown upsampler 'nope'; the zoo has bicubic, bilinear"),
+    (["--quick", "--upsampler", "bilinear", "--out", "{file}/probe"], 1, "cannot write under --out {file}/probe"),
+])
+def test_bad_options_and_unwritable_output_are_one_line(tmp_path, capsys, args, code, needle):
+    """Every numeric option is checked, an unknown operator is named before any work, and an output folder that
+    cannot be written (here: under a file) is one line and exit 1, where it used to be a traceback."""
+    from upsample_zoo.probe import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        main([a.replace("{file}", str(blocker)) for a in args])
+    assert e.value.code == code
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("upsample-zoo probe: error: ")
+    assert needle.replace("{file}", str(blocker)) in err[0]

@@ -23,7 +23,6 @@ Writes probe.md, probe.json and probe.png (bar chart) into ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import sys
@@ -255,18 +254,23 @@ def print_table(result: ProbeResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="upsample-zoo probe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5, help="random inits per upsampler (default 5)")
+    from upsample_zoo.cli_args import OneLineParser, positive_int, write_or_exit
+
+    parser = OneLineParser(prog="upsample-zoo probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=positive_int, default=5, help="random inits per upsampler (default 5)")
     parser.add_argument("--out", type=Path, default=Path("logs/probe"), help="output folder (default logs/probe)")
     parser.add_argument("--quick", action="store_true", help="2 seeds and half batches (a smoke run)")
-    parser.add_argument("--scale", type=int, default=2, help="the single layer's scale (default 2)")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=2, help="the single layer's scale (default 2)")
     parser.add_argument("--configs", type=Path, default=CONFIG_DIR, help="config root holding upsampler/*.yaml")
     parser.add_argument("--upsampler", action="append", default=None, metavar="NAME",
                         help="probe only this one (repeatable): a zoo name or your own class, e.g. mypkg.MyUp")
     args = parser.parse_args(argv)
     seeds = min(args.seeds, 2) if args.quick else args.seeds
-    if seeds < 1:
-        parser.error("--seeds must be >= 1")
+    zoo = list_upsamplers(args.configs)
+    unknown = [n for n in args.upsampler or () if n not in zoo and "." not in n]
+    if unknown:
+        parser.error(f"argument --upsampler: unknown upsampler {unknown[0]!r}; the zoo has {', '.join(zoo)} (or give "
+                     "a dotted class path such as mypkg.MyUp)")
 
     from upsample_zoo.atomic import atomic_write_json, atomic_write_text
 
@@ -274,13 +278,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                        only=args.upsampler)
     print_table(result)
     out = args.out
-    atomic_write_text(out / "probe.md", render_markdown(result))
-    atomic_write_json(out / "probe.json", {
-        "seeds": result.seeds, "scale": result.scale, "wall_s": result.wall_s,
-        "values": result.values, "skipped": result.skipped,
-    })
-    save_bar_chart(result, out / "probe.png")
+
+    def write() -> None:
+        atomic_write_text(out / "probe.md", render_markdown(result))
+        atomic_write_json(out / "probe.json", {
+            "seeds": result.seeds, "scale": result.scale, "wall_s": result.wall_s,
+            "values": result.values, "skipped": result.skipped,
+        })
+        save_bar_chart(result, out / "probe.png")
+
+    write_or_exit(parser.prog, out, write)
     print(f"wrote {out / 'probe.md'}, {out / 'probe.json'}, {out / 'probe.png'}")
+    if not any(k != NATURAL for k in result.values):  # nothing could be probed: the files say why
+        print(f"{parser.prog}: error: no upsampler could be probed: "
+              f"{'; '.join(f'{k}: {v}' for k, v in result.skipped.items()) or 'none given'}", file=sys.stderr)
+        return 1
     return 0
 
 
