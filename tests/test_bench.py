@@ -439,3 +439,18 @@ def test_bench_md_has_every_heading_and_table():
     assert first_cells.count("| segmentation") == 4 and "| carafe" in first_cells and "| gan" in first_cells
     assert "- overhead/gan: RuntimeError: no" in md and "| gan | error: RuntimeError: no | | | | | | |" in md
     assert any(line.startswith("| second FID run (real stats cached) ÷ first | 0.500 |") for line in md)
+
+
+def test_unwritable_out_is_one_line_before_any_measurement(tmp_path, capsys):
+    """--out under a file: one line and exit 1 before the bench runs (it used to fail with a traceback at the end)."""
+    from upsample_zoo.bench import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        main(["--quick", "--only", "upsamplers", "--out", str(blocker / "bench")])
+    assert e.value.code == 1
+    out = capsys.readouterr()
+    err = [ln for ln in out.err.splitlines() if ln.startswith("upsample-zoo bench: error:")]
+    assert len(err) == 1 and f"cannot write under --out {blocker / 'bench'}" in err[0]
+    assert "--- upsamplers" not in out.err + out.out  # no section ran

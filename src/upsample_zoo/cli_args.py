@@ -56,3 +56,15 @@ def write_or_exit(prog: str, out: Path, write: Callable[[], T], option: str = "-
         print(f"{prog}: error: cannot write under {option} {out} ({where}: {exc.strerror or exc}); choose another "
               f"{option}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+
+
+def ensure_writable(prog: str, out: Path, option: str = "--out") -> None:
+    """Before the work: ``out`` can be made and written, else one line and exit 1 (not a traceback after it)."""
+    import tempfile
+
+    def probe() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+
+    write_or_exit(prog, out, probe, option)

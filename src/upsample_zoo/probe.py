@@ -254,7 +254,7 @@ def print_table(result: ProbeResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from upsample_zoo.cli_args import OneLineParser, positive_int, write_or_exit
+    from upsample_zoo.cli_args import OneLineParser, ensure_writable, positive_int, write_or_exit
 
     parser = OneLineParser(prog="upsample-zoo probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=positive_int, default=5, help="random inits per upsampler (default 5)")
@@ -274,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from upsample_zoo.atomic import atomic_write_json, atomic_write_text
 
+    ensure_writable(parser.prog, args.out)  # before the work, not after it
     result = run_probe(seeds=seeds, quick=args.quick, scale=args.scale, config_dir=args.configs,
                        only=args.upsampler)
     print_table(result)

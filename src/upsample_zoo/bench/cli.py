@@ -28,7 +28,9 @@ TASKS = ("segmentation", "gan")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from upsample_zoo.cli_args import OneLineParser
+
+    p = OneLineParser(
         prog="upsample-zoo bench",
         description="Where the time goes, as ratios measured in one run: upsamplers vs the matmul peak, Lightning "
                     "vs a plain loop, data loading vs training, FID extraction, checkerboard cost, scaling, sweeps. "
@@ -132,6 +134,7 @@ def _usage_error(msg: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from upsample_zoo.atomic import atomic_write_json, atomic_write_text
+    from upsample_zoo.cli_args import ensure_writable, write_or_exit
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     settings = QUICK if args.quick else FULL
@@ -147,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ups = [u.strip() for u in args.upsamplers.split(",")] if args.upsamplers else None
     command = "upsample-zoo bench " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
+    ensure_writable("upsample-zoo bench", out)
     work = Path(tempfile.mkdtemp(prefix="upsample-zoo-bench-"))
     try:
         # restored afterwards: a caller in the same process (tests, a notebook) keeps its own thread
@@ -158,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     res.headline = headline(res)
     md = render_markdown(res)
-    atomic_write_json(out / "bench.json", to_json(res))
-    atomic_write_text(out / "bench.md", md)
+    write_or_exit("upsample-zoo bench", out, lambda: (atomic_write_json(out / "bench.json", to_json(res)),
+                                                      atomic_write_text(out / "bench.md", md)))
     print(md, flush=True)
     log(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
     print(json.dumps(res.headline), flush=True)
