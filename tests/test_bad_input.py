@@ -58,6 +58,8 @@ def test_unknown_group_option_lists_choices(zoo_root, group, options):
     (["model.num_classes=5"], ["model.num_classes=5 does not match the data", "set model.num_classes=7"]),
     (["task=gan", "model.ngf=-8"], ["model.ngf must be a positive integer"]),
     (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1 is not a training budget"]),
+    (["seed=abc"], ["seed='abc' is not a seed"]),
+    (["upsampler._target_=builtins.dict"], ["upsampler._target_=builtins.dict is a dict, not an nn.Module"]),
     (["task=gan", "trainer.max_epochs=0"], ["trainer.max_epochs=0 is not a training budget"]),
 ])
 def test_invalid_hyperparameters(zoo_root, tmp_path, args, needles):

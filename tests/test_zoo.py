@@ -4,6 +4,7 @@ operators treated like zoo classes by the models."""
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 import torch
@@ -159,3 +160,16 @@ def test_centred_kernels_refuse_even_or_non_positive_sizes(name, option, size):
     """Every centred kernel option has one rule and one message that names the option to fix."""
     with pytest.raises(ConfigError, match=rf": {option} must be odd and positive, got {size} \(upsampler\.{option}\)$"):
         uz.create_upsampler(name, 16, 8, **{option: size})
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"in_channels": 64.0}, "in_channels must be an int, got float 64.0"),
+    ({"out_channels": "32"}, "out_channels must be an int, got str '32'"),
+    ({"in_channels": True}, "in_channels must be an int, got bool True"),
+    ({"scale": 2.0}, "scale must be an int, got float 2.0"),
+])
+def test_api_channel_types_are_one_config_error(kwargs, needle):
+    """Floats, strings and bools used to reach torch and fail there with its own message."""
+    args = {"in_channels": 64, "out_channels": 32, **kwargs}
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        uz.create_upsampler("carafe", args.pop("in_channels"), args.pop("out_channels"), **args)

@@ -113,6 +113,8 @@ def build_model(cfg: DictConfig):
     plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
     from hydra.utils import instantiate
 
+    from torch import nn
+
     from upsample_zoo.zoo import upsampler_factory, upsampler_name
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -125,6 +127,10 @@ def build_model(cfg: DictConfig):
             raise cause from exc
         raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
                           f"{type(cause).__name__}: {' '.join(str(cause).split())}") from exc
+    target_cls = getattr(factory, "func", None)
+    if isinstance(target_cls, type) and not issubclass(target_cls, nn.Module):
+        raise ConfigError(f"upsampler._target_={cfg.upsampler.get('_target_')} is a {target_cls.__name__}, not an "
+                          "nn.Module: point it at an upsampler class (a zoo name, or mypkg.MyUp)")
     # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale. A stage
     # that names the main operator builds exactly the main operator, its overridden options included
     # (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere); any other name, its defaults.
@@ -163,6 +169,11 @@ def check_model_upsamplers(model, name: str) -> None:
 
     for up, cin, cout in upsampler_stages(model):
         check_upsampler(up, in_channels=cin, out_channels=cout, name=name)
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r} is not a seed: set an integer in [0, 2**32), such as seed=0")
 
 
 def check_budget(trainer_cfg: Any) -> None:
@@ -313,6 +324,7 @@ def train_and_test(cfg: DictConfig, results: dict[str, Any], ckpt_path: str | No
     results["torch_threads"] = torch.get_num_threads()
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
     results["config_hash"] = config_hash(results["config"])
+    check_seed(cfg.get("seed"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
     results["world_size"] = parts["trainer"].world_size

@@ -83,6 +83,10 @@ class Upsampler(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, scale: int = 2) -> None:
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("scale", scale)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{type(self).__name__}: {name} must be an int, got {type(value).__name__} "
+                                  f"{value!r}")
         if int(in_channels) <= 0 or int(out_channels) <= 0:
             raise ConfigError(
                 f"{type(self).__name__}: channels must be positive, got in_channels={in_channels}, "
