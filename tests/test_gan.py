@@ -39,7 +39,8 @@ def test_gan_smoke_every_upsampler(zoo_root, tmp_path, name):
     m = res["metrics"]
     assert math.isfinite(m["test/fid"]) and m["test/fid"] >= 0
     for key in ("test/checkerboard_db", "test/checkerboard_amp", "test/blockiness_db", "test/checkerboard_db_ref",
-                "test/spectral_hf_gap_db", "val/checkerboard_db"):
+                "test/spectral_hf_gap_db", "val/checkerboard_db", "test/spectral_fd_shape",
+                "test/spectral_fd_artifact"):
         assert math.isfinite(m[key]), key
     assert "n_real=16, n_fake=16" in res["protocol"]["fid"] and "ref=train" in res["protocol"]["fid"]
     assert "precise BN" in res["protocol"]["samples"]
@@ -65,8 +66,11 @@ def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_r
     real = torch.stack([floor.load_uint8(i) for i in range(16)])
     m = res["metrics"]
     assert m["test/fid_real_floor"] == pytest.approx(compute_fid(ref, real, cache_dir=zoo_root / ".cache"), rel=1e-4)
-    assert m["test/spectral_fd_real_floor"] == pytest.approx(spectral_fd(ref, real), rel=1e-4)
-    assert "n=16 real images" in res["protocol"]["real_floor"]
+    parts = spectral_fd(ref, real, scale=8)
+    assert m["test/spectral_fd_shape_real_floor"] == pytest.approx(parts["shape"], rel=1e-4)
+    assert m["test/spectral_fd_artifact_real_floor"] == pytest.approx(parts["artifact"], rel=1e-4)
+    assert "n=16 real images" in res["protocol"]["real_floor"] and "FEWER" not in res["protocol"]["real_floor"]
+    assert res["protocol"]["real_floor_n"] == res["protocol"]["real_floor_n_requested"] == 16
 
 
 def test_guided_upsampler_in_the_gan_stops_at_build_with_one_line(zoo_root, tmp_path):
@@ -259,3 +263,83 @@ def test_sample_bn_unknown_mode_is_a_config_error():
 
     with pytest.raises(ConfigError, match="task.sample_bn='eval'"):
         _small_task("eval")
+
+
+# ---- the real-vs-real floor when the reference split is short ---------------------------------------
+
+class _ChannelMeans(torch.nn.Module):
+    """A cheap stand-in for Inception: the 3 channel means of a uint8 image."""
+
+    num_features = 3
+
+    def forward(self, x):
+        return x.double().mean(dim=(2, 3))
+
+
+def _floor_task(tmp_path, n_images: int, num_fake: int):
+    """GANTask with a stand-in FID extractor over an image folder of ``n_images`` random images, 8 of them the
+    reference set: the floor pool is the other n_images - 8. Logged values land in the returned dict."""
+    import numpy as np
+    from PIL import Image
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from upsample_zoo.data.images import ImageFolderDataModule
+    from upsample_zoo.metrics.fid_weights import FIDWeights
+
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        (tmp_path / "img").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i:02d}.png")
+    dm = ImageFolderDataModule(str(tmp_path / "img"), batch_size=2, num_workers=0, max_ref_images=8)
+    task = _small_task(num_fake=num_fake, num_real=8, cache_dir=str(tmp_path / "cache"))
+    metric = FrechetInceptionDistance(feature=_ChannelMeans(), reset_real_features=False)
+    metric.fid_weights = FIDWeights(tmp_path / "means", "means", "test", "channel means")
+    logged: dict[str, float] = {}
+    task._eval_tools["fid"] = metric
+    task._datamodule = lambda: dm
+    task.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    task._fill_real_stats()
+    task._eval_tools["protocol"] = {"n_real": 8, "n_fake": num_fake}
+    return task, dm, logged
+
+
+def test_real_floor_from_a_short_split_is_scored_at_the_n_it_has_and_says_so(tmp_path, caplog):
+    """20 images, 8 of them the reference set: 12 left for a floor of the 16 generated. The floor is scored on
+    those 12 (FID against numpy on the stand-in features), one warning line says so, and the protocol stamps
+    real_floor_n=12 next to real_floor_n_requested=16 and a real_floor text that says n=12, fewer than 16."""
+    import numpy as np
+    from scipy import linalg
+
+    from upsample_zoo.metrics.spectral_fd import spectral_fd
+
+    task, dm, logged = _floor_task(tmp_path, n_images=20, num_fake=16)
+    with caplog.at_level("WARNING", logger="upsample_zoo.tasks.gan"):
+        task._log_real_floor(16)
+    floor = dm.floor_set(16)
+    real = torch.stack([floor.load_uint8(i) for i in range(len(floor))])
+    ref = dm.reference_images(limit=8)
+    assert len(floor) == 12 and not set(floor.files) & set(dm.ref_set.files)
+    a, b = (t.double().mean(dim=(2, 3)).numpy() for t in (real, ref))
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    want = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert logged["test/fid_real_floor"] == pytest.approx(want, rel=1e-6)
+    parts = spectral_fd(ref, real, scale=8)
+    assert logged["test/spectral_fd_shape_real_floor"] == pytest.approx(parts["shape"], rel=1e-6)
+    assert logged["test/spectral_fd_artifact_real_floor"] == pytest.approx(parts["artifact"], rel=1e-6)
+    p = task.protocol()
+    assert p["real_floor_n"] == 12 and p["real_floor_n_requested"] == 16
+    assert "n=12 real images" in p["real_floor"] and "FEWER than the 16 generated" in p["real_floor"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "\n" not in warned[0] and "n=12" in warned[0] and "16 generated" in warned[0]
+
+
+def test_real_floor_from_a_long_enough_split_is_scored_at_the_full_n_without_a_warning(tmp_path, caplog):
+    task, _, logged = _floor_task(tmp_path, n_images=20, num_fake=10)
+    with caplog.at_level("WARNING", logger="upsample_zoo.tasks.gan"):
+        task._log_real_floor(10)
+    p = task.protocol()
+    assert p["real_floor_n"] == p["real_floor_n_requested"] == 10
+    assert "n=10 real images" in p["real_floor"] and "FEWER" not in p["real_floor"]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert {"test/fid_real_floor", "test/spectral_fd_shape_real_floor", "test/spectral_fd_artifact_real_floor"} <= set(
+        logged)

@@ -45,6 +45,23 @@ def _np_peak_bg(p: np.ndarray, ky: int, kx: int) -> tuple[float, float]:
     return float(peak), float(max(np.median(s) for s in strips))
 
 
+def _np_amp(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
+    """RMS amplitude (8-bit levels) of the pattern at the Nyquist bins: the 3x3 block's mean power above
+    what a least-squares fit log P = a + b|dy| + c|dx| + d|dy||dx| over the bins 2..4 away predicts there."""
+    h, w = p.shape
+    ring = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if max(abs(i), abs(j)) >= 2]
+    near = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    excess = 0.0
+    for ky, kx in bins:
+        a = np.array([[1, abs(i), abs(j), abs(i * j)] for i, j in ring], dtype=float)
+        y = np.log([p[(ky + i) % h, (kx + j) % w] + 1e-20 for i, j in ring])
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        bg = np.mean([np.exp(coef @ [1, abs(i), abs(j), abs(i * j)]) for i, j in near])
+        peak = np.mean([p[(ky + i) % h, (kx + j) % w] for i, j in near])
+        excess += max(peak - bg, 0.0)
+    return 255 * np.sqrt(9 * excess / (h * w))
+
+
 def _np_db(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
     return max(10 * np.log10(pk / bg) for pk, bg in (_np_peak_bg(p, *b) for b in bins))
 
@@ -71,12 +88,11 @@ def np_checkerboard(x: np.ndarray, s: int, ref: np.ndarray | None = None) -> dic
         if s % q == 0 and min(h, w) / q >= 8:
             period = q
     grid = [(i * h // period, j * w // period) for i in range(period) for j in range(period) if i or j]
-    excess = sum(max(pk - bg, 0.0) for pk, bg in (_np_peak_bg(p, *b) for b in nyq))
     out = {
         "checkerboard_db": _np_db(p, nyq),
         "checkerboard_grid_max_db": _np_db(p, grid),
         "checkerboard_grid_period": float(period),
-        "checkerboard_amp": 255 * np.sqrt(9 * excess / (h * w)),
+        "checkerboard_amp": _np_amp(p, nyq),
         "blockiness_db": _np_db(g, nyq),
     }
     if ref is not None:
@@ -137,6 +153,38 @@ def test_vertical_stripes_caught_by_grid_max(natural):
     r = checkerboard_score(natural + 5 / 255 * stripes, scale=2)
     assert r["checkerboard_grid_max_db"] > 10
     assert r["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+def _horizontal_edges(n: int, size: int, seed: int) -> torch.Tensor:
+    """Images made only of horizontal edges: a random profile along y (power 1/f^2, Gaussian-blurred with
+    sigma 0.5 px), the same in every column. Photos' horizontal edges draw this bright line on the fy axis of
+    the spectrum, falling steeply towards the Nyquist bin (H/2, 0), where a (-1)^y stripe pattern sits."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    spec = (rng.standard_normal((n, 3, size)) + 1j * rng.standard_normal((n, 3, size))) / np.maximum(abs(f), 1 / size)
+    prof = np.fft.ifft(spec * np.exp(-2 * np.pi**2 * 0.5**2 * f**2)).real
+    prof = 0.5 + 0.1 * prof / prof.std(axis=-1, keepdims=True)
+    return torch.from_numpy(np.repeat(prof[..., None], size, axis=-1)).clamp(0, 1).float()
+
+
+@pytest.mark.filterwarnings("ignore:checkerboard score. the gradient-energy maps:UserWarning")  # flat images, on purpose
+@pytest.mark.parametrize("kind", ["(-1)^y stripes", "(-1)^x stripes", "(-1)^(x+y) checkerboard"])
+def test_amplitude_reads_stripes_and_checkerboards_alike(kind):
+    """checkerboard_amp is the RMS amplitude of the whole pattern at the Nyquist bins. A +-2-level square
+    wave has RMS 2 levels, whichever Nyquist bin it sits on; it adds its power to the images' own Nyquist
+    content, so the pattern's share is sqrt(amp^2 - amp_clean^2). On these edge images (and on CIFAR-10)
+    the old strip background read the (-1)^y stripes as 0."""
+    x = _horizontal_edges(64, 32, seed=0)
+    y, xx = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    pattern = {"(-1)^y stripes": (-1.0) ** y, "(-1)^x stripes": (-1.0) ** xx,
+               "(-1)^(x+y) checkerboard": (-1.0) ** (xx + y)}[kind]
+    assert np.sqrt(np.mean((2 * pattern) ** 2)) == 2.0  # the hand value: a +-2 square wave
+    clean = checkerboard_score(x, scale=8)["checkerboard_amp"]
+    amp = checkerboard_score(x + torch.from_numpy(2 / 255 * pattern).float(), scale=8)["checkerboard_amp"]
+    assert np.sqrt(amp**2 - clean**2) == pytest.approx(2.0, rel=0.05), (amp, clean)
+    # on a flat grey image nothing else is at the Nyquist bins: exactly 2
+    flat = checkerboard_score(torch.full((2, 3, 32, 32), 0.5) + torch.from_numpy(2 / 255 * pattern).float(), scale=8)
+    assert flat["checkerboard_amp"] == pytest.approx(2.0, rel=1e-3)
 
 
 def test_period_four_pattern_only_on_the_grid(natural):

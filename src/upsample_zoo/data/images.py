@@ -136,7 +136,9 @@ class _UnlabelledImageDataModule(L.LightningDataModule):
     def floor_set(self, n: int) -> Dataset:
         """Up to ``n`` real images of the reference split that are not in the reference set: a seeded subset
         of the rest of that split (``subset_seed + 1``). Scored against the reference statistics like a
-        generator's samples, they give the real-vs-real FID floor at that n. Empty when nothing is left."""
+        generator's samples, they give the real-vs-real FID floor at that n. Fewer than ``n`` (all that is left)
+        when the rest of the split is smaller, empty when nothing is left: callers must read ``len()`` and say so
+        (GANTask scores the floor at that n, warns, and records it as protocol.real_floor_n)."""
         self.setup()
         pool, taken = self._ref_pool()
         rest = np.setdiff1d(np.arange(len(pool)), taken)

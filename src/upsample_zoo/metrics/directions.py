@@ -15,7 +15,10 @@ DIRECTIONS: dict[str, str] = {
     # segmentation
     "miou": MAX, "iou": MAX, "pixel_acc": MAX, "boundary_iou": MAX, "grid_error_contrast": MIN,
     # generation
-    "fid": MIN, "fid_real_floor": MIN, "spectral_fd": MIN, "spectral_fd_real_floor": MIN,
+    "fid": MIN, "fid_real_floor": MIN,
+    "spectral_fd_shape": MIN, "spectral_fd_shape_real_floor": MIN,
+    "spectral_fd_artifact": MIN, "spectral_fd_artifact_real_floor": MIN,
+    "spectral_fd": MIN, "spectral_fd_real_floor": MIN,  # before the split into shape and artifact: older runs
     "spectral_hf_gap_db": MIN,
     # artefacts, both tasks
     "checkerboard_db": MIN, "checkerboard_db_ref": MIN, "checkerboard_db_vs_ref": MIN, "checkerboard_amp": MIN,

@@ -3,6 +3,7 @@ fixed-z sample grids, FID and the checkerboard score at test time."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.models.dcgan import DCGAN
+
+log = logging.getLogger(__name__)
 
 
 def rank_share(x: torch.Tensor) -> torch.Tensor:
@@ -291,7 +294,7 @@ class GANTask(L.LightningModule):
             self.log(f"test/{k}", v.float())
         stats = self._eval_tools["real_stats"]
         self._eval_tools["protocol"] = {"n_real": int(stats.n), "n_fake": n_fake}
-        self._log_spectral_fd(fake)
+        self._log_spectral_fd(to_uint8(fake))
         self._log_real_floor(n_fake)
         if self.sample_dir is not None and self.global_rank == 0:
             grid = save_image_grid(fake[:64], self.sample_dir / "samples.png")
@@ -309,31 +312,45 @@ class GANTask(L.LightningModule):
             log_image(self.loggers, "test/spectrum_azimuthal", az)
         self.test_checkerboard.reset()
 
-    def _log_spectral_fd(self, fake: torch.Tensor) -> None:
-        """test/spectral_fd: the Fréchet distance of per-image spectral shape features (log azimuthal spectrum
-        minus its mean, Nyquist and aliasing-bin contrasts), generated vs the real reference images.
+    def _log_spectral_fd(self, images: torch.Tensor, suffix: str = "") -> None:
+        """test/spectral_fd_shape{suffix} (the log azimuthal spectrum: blur, high-frequency excess) and
+        test/spectral_fd_artifact{suffix} (the Nyquist and aliasing bins of every period the generator's strides
+        can make: checkerboards) of uint8 ``images`` vs the real reference images (docs/spectral_metrics.md).
         Every rank holds the complete sets; each adds its rank_share, and compute() sums the states over ranks."""
         from upsample_zoo.metrics.spectral_fd import SpectralFD
 
         ref = self._datamodule().reference_images(limit=self.hparams.num_real)
-        if ref.shape[0] >= 2 and fake.shape[0] >= 2:
-            metric = SpectralFD().to(self.device)
+        if ref.shape[0] >= 2 and images.shape[0] >= 2:
+            metric = SpectralFD(scale=self.generator.total_scale).to(self.device)
             metric.update(rank_share(ref).to(self.device), real=True)
-            metric.update(to_uint8(rank_share(fake)).to(self.device), real=False)
-            self.log("test/spectral_fd", float(metric.compute()))
+            metric.update(rank_share(images).to(self.device), real=False)
+            for part, value in metric.compute().items():
+                self.log(f"test/spectral_fd_{part}{suffix}", float(value))
             self._eval_tools["protocol"]["n_real_spectral"] = int(ref.shape[0])
 
     def _log_real_floor(self, n: int) -> None:
         """The floors that no generator can beat at this n, by the same code as the generator's scores:
-        ``test/fid_real_floor`` and ``test/spectral_fd_real_floor`` score n real images of the reference split
-        that are not in the reference set (``floor_set``) exactly as the n generated ones are scored. Their
-        Inception statistics are cached like the reference's, so a sweep computes them once."""
+        ``test/fid_real_floor`` and ``test/spectral_fd_{shape,artifact}_real_floor`` score n real images of the
+        reference split outside the reference set (``floor_set``) exactly as the n generated ones are scored (their
+        Inception statistics cached like the reference's). A split with fewer such images is scored at the n it
+        has, with a warning; the protocol records both (``real_floor_n``, ``real_floor_n_requested``)."""
         from upsample_zoo.metrics.fid import cached_real_stats, frechet_distance, set_real_stats
-        from upsample_zoo.metrics.spectral_fd import SpectralFD
 
         dm = self._datamodule()
-        floor = dm.floor_set(n) if hasattr(dm, "floor_set") else []
-        if len(floor) < 2:
+        if not hasattr(dm, "floor_set"):
+            return
+        floor = dm.floor_set(n)
+        scored = len(floor) if len(floor) >= 2 else 0
+        what = (f"n={scored} real images of the reference split outside the reference set" if scored else
+                "not scored: fewer than 2 real images outside the reference set") + \
+            (f", FEWER than the {n} generated (all the split has)" if len(floor) < n else "")
+        names = "test/fid_real_floor, test/spectral_fd_shape_real_floor, test/spectral_fd_artifact_real_floor"
+        self._eval_tools["protocol"]["floor"] = {
+            "real_floor": f"{names}: {what}; test/checkerboard_db_ref: the checkerboard score of the reference images",
+            "real_floor_n": scored, "real_floor_n_requested": int(n)}
+        if len(floor) < n:
+            log.warning(f"real-vs-real floor: {what}; lower data.max_ref_images or task.num_fake to score it at n={n}")
+        if not scored:
             return
         real = torch.stack([floor.load_uint8(i) for i in range(len(floor))])
         info, ref = dm.describe(), self._eval_tools["real_stats"]
@@ -343,11 +360,7 @@ class GANTask(L.LightningModule):
         stats = cached_real_stats(metric, self.hparams.cache_dir or ".cache", key, lambda: real.split(100))
         set_real_stats(metric, ref.mu, ref.sigma, ref.n)  # a computation went through the real states
         self.log("test/fid_real_floor", frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
-        spectral = SpectralFD().to(self.device)
-        spectral.update(rank_share(dm.reference_images(limit=self.hparams.num_real)).to(self.device), real=True)
-        spectral.update(rank_share(real).to(self.device), real=False)
-        self.log("test/spectral_fd_real_floor", float(spectral.compute()))
-        self._eval_tools["protocol"]["n_floor"] = len(floor)
+        self._log_spectral_fd(real, "_real_floor")
 
     def sampling_protocol(self) -> str:
         h = self.hparams
@@ -378,14 +391,10 @@ class GANTask(L.LightningModule):
             "samples": self.sampling_protocol(),
             "checkerboard": "upsample_zoo.metrics.checkerboard, scale 8 (3 x2 stages), generated uint8 samples vs "
             "real reference images of the same size",
-            "spectral_fd": "upsample_zoo.metrics.spectral_fd.SpectralFD: Frechet distance between Gaussian fits of the "
-            "per-image spectral shape features (log azimuthal spectrum, rings 1..S/2 + corner ring, minus its mean; "
-            "log contrast of the 3 Nyquist bins and the max over the period-4 and period-8 aliasing bins vs their "
-            f"rings; channel-averaged, Hann window) of n_fake={p['n_fake']} generated vs "
-            f"n_real={p.get('n_real_spectral', 0)} real reference images",
+            "spectral_fd": f"metrics.spectral_fd.SpectralFD(scale={self.generator.total_scale}), n_fake={p['n_fake']} "
+            f"generated vs n_real={p.get('n_real_spectral', 0)} real reference images: test/spectral_fd_shape (blur) "
+            "of the log azimuthal spectrum, test/spectral_fd_artifact (checkerboards) of log(1 + P/ring mean) at the "
+            "Nyquist and aliasing bins of every period dividing the scale (docs/spectral_metrics.md)",
+            **p.get("floor", {}),  # real_floor (text), real_floor_n (scored), real_floor_n_requested (generated)
         }
-        if p.get("n_floor"):
-            out["real_floor"] = (f"test/fid_real_floor and test/spectral_fd_real_floor: n={p['n_floor']} real images "
-                                 f"of the reference split outside the reference set, scored like the generated "
-                                 f"ones; test/checkerboard_db_ref: the checkerboard score of the reference images")
         return out
