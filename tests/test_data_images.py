@@ -21,7 +21,7 @@ from upsample_zoo.data.cifar_synthetic import (
     spectral_slope,
 )
 from upsample_zoo.data.image_files import ImageFileDataset, check_header, find_images
-from upsample_zoo.data.images import CIFAR10DataModule, ImageFolderDataModule
+from upsample_zoo.data.images import CIFAR10DataModule, ImageFolderDataModule, _UnlabelledImageDataModule
 from upsample_zoo.errors import ConfigError, DataError
 
 from .helpers.cli import CIFAR_JPEG, compose_cfg
@@ -411,3 +411,26 @@ def test_floor_set_of_cifar10_module(monkeypatch):
     got = torch.stack([floor.load_uint8(i) for i in range(7)])
     assert torch.equal(got, torch.from_numpy(data[floor.indices]).permute(0, 3, 1, 2))
     assert len(dm.floor_set(100)) == 18 and floor.fingerprint() != dm.ref_set.fingerprint()
+
+
+def test_floor_images_are_checked_like_the_others(tmp_path):
+    """The real-vs-real floor is drawn from the reference split outside the reference set, at test time. A
+    corrupt file there used to fail the run after the whole fit, even with skip_corrupt=true: it is now
+    skipped (and counted) with skip_corrupt, and named at once without it, when the floor is chosen."""
+    for i in range(10):
+        write_image(tmp_path / f"{i}.png", seed=i)
+    kw = {"batch_size": 1, "num_workers": 0, "max_images": 4, "max_ref_images": 4}
+    clean = ImageFolderDataModule(str(tmp_path), **kw).floor_set(6)
+    assert len(clean) == 6
+    # the same files as the generic draw (so the cached floor statistics of earlier runs still match)
+    base = _UnlabelledImageDataModule.floor_set(ImageFolderDataModule(str(tmp_path), **kw), 6)
+    assert base.files == clean.files
+    bad = clean.files[2]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(DataError, match=rf"^corrupt or unreadable image .*{bad.name}: [^\n]*$"):
+        ImageFolderDataModule(str(tmp_path), **kw).floor_set(6)
+    dm = ImageFolderDataModule(str(tmp_path), skip_corrupt=True, **kw)
+    floor = dm.floor_set(6)
+    assert [f.name for f in floor.files] == [f.name for f in clean.files if f != bad]  # all that is left
+    assert all(floor.load_uint8(i).shape == (3, 32, 32) for i in range(len(floor)))
+    assert dm.describe()["num_skipped"] == 1 and bad.name in dm.describe()["skipped_corrupt"][0]

@@ -208,7 +208,7 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     # plain containers (not ListConfig) so checkpoints load with torch.load(weights_only=True)
     task = instantiate(cfg.task, model=model, _convert_="all")
     if hasattr(task, "prepare_evaluation"):
-        task.prepare_evaluation()
+        task.prepare_evaluation(datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra_callbacks)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

@@ -213,15 +213,16 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
             )
         return train, test
 
-    def _select(self, files: list[Path], cap: int | None) -> list[Path]:
+    def _select(self, files: list[Path], cap: int | None, seed: int | None = None) -> list[Path]:
         """The seeded subset of ``files``; with skip_corrupt, decode each and refill past corrupt ones."""
+        seed = self.subset_seed if seed is None else seed
         if not self.skip_corrupt:
-            chosen = [files[i] for i in seeded_subset(len(files), cap, self.subset_seed)]
+            chosen = [files[i] for i in seeded_subset(len(files), cap, seed)]
             for f in chosen:
                 check_header(f)
             return chosen
         # the same permutation as seeded_subset, walked until `cap` readable files are found
-        order = (np.random.default_rng(self.subset_seed).permutation(len(files))
+        order = (np.random.default_rng(seed).permutation(len(files))
                  if cap is not None and cap < len(files) else np.arange(len(files)))
         good = []
         for i in order:
@@ -262,6 +263,15 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
 
     def _ref_pool(self) -> tuple[Dataset, np.ndarray]:
         return ImageFileDataset(self._ref_files, self.image_size, Path(self.root)), self._ref_taken
+
+    def floor_set(self, n: int) -> Dataset:
+        """As the base class's (the same files when none is corrupt), chosen like the training and reference
+        images: headers checked, or with skip_corrupt every file decoded and a corrupt one skipped (counted in
+        ``describe()``) and replaced, so the test-time floor never fails after the whole fit."""
+        self.setup()
+        taken = set(self._ref_taken.tolist())
+        rest = [f for i, f in enumerate(self._ref_files) if i not in taken]
+        return ImageFileDataset(self._select(rest, n, seed=self.subset_seed + 1), self.image_size, Path(self.root))
 
     def describe(self) -> dict:
         return {**super().describe(), "train_dir": str(self.train_dir) if self.train_dir else None,

@@ -217,12 +217,13 @@ class GANTask(L.LightningModule):
     def _datamodule(self):
         return getattr(self.trainer, "datamodule", None)
 
-    def prepare_evaluation(self) -> None:
-        """Resolve and verify the FID weights when the run is built: a missing or corrupt file is one line
-        before training, not after it. (The metric itself is built on first use, on the run's device.)"""
+    def prepare_evaluation(self, datamodule=None) -> None:
+        """Before training: verify the FID weights, choose the floor's real images (a corrupt one named or skipped)."""
         from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
         resolve_fid_weights(self.hparams.cache_dir or ".cache", self.hparams.fid_weights_path)
+        if hasattr(datamodule, "floor_set"):
+            datamodule.floor_set(self.hparams.num_fake)
 
     def _fid_metric(self):
         """Built on first use and kept out of the module tree, so checkpoints don't carry Inception."""
@@ -313,10 +314,9 @@ class GANTask(L.LightningModule):
         self.test_checkerboard.reset()
 
     def _log_spectral_fd(self, images: torch.Tensor, suffix: str = "") -> None:
-        """test/spectral_fd_shape{suffix} (the log azimuthal spectrum: blur, high-frequency excess) and
-        test/spectral_fd_artifact{suffix} (the Nyquist and aliasing bins of every period the generator's strides
-        can make: checkerboards) of uint8 ``images`` vs the real reference images (docs/spectral_metrics.md).
-        Every rank holds the complete sets; each adds its rank_share, and compute() sums the states over ranks."""
+        """test/spectral_fd_shape{suffix} (log azimuthal spectrum: blur) and test/spectral_fd_artifact{suffix}
+        (Nyquist and aliasing bins of every period of the strides: checkerboards) of uint8 ``images`` vs the real
+        reference (docs/spectral_metrics.md). Each rank adds its rank_share; compute() sums over ranks."""
         from upsample_zoo.metrics.spectral_fd import SpectralFD
 
         ref = self._datamodule().reference_images(limit=self.hparams.num_real)
