@@ -7,6 +7,7 @@ import itertools
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +270,94 @@ def test_console_script_wandb_offline(tree, tmp_path):
     assert list((runs[0] / "files" / "media" / "table").rglob("comparison*.table.json"))
     debug_log = (runs[0] / "logs" / "debug-internal.log").read_text(errors="replace")
     assert "127.0.0.1:9" not in debug_log and "api.wandb.ai" not in debug_log
+
+
+# ---- one value per (operator, seed) ----------------------------------------------------------------------------
+
+STAT_COLUMNS = ["n_ok", "mean", "std", "ci95_low", "ci95_high", "seeds", "n_pairs", "diff_mean", "diff_ci95_low",
+                "diff_ci95_high", "d_z", "p_value", "p_holm", "significant"]
+
+
+def _rows(written) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["upsampler"], r["metric"]): r for r in csv.DictReader(written["csv"].open())}
+
+
+def _set_mtime(run_dir: Path, seconds: int) -> None:
+    os.utime(run_dir / "results.json", ns=(seconds * 10**9, seconds * 10**9))
+
+
+@pytest.mark.slow
+def test_a_copied_run_folder_is_counted_once(tree, tmp_path):
+    """A copy of a run folder (same operator and seed, same numbers) changes no statistic: it is listed as
+    superseded, never counted (before, it was a 4th tconv sample and narrowed the CI)."""
+    before = _rows(compare([tree], out=tmp_path / "before"))
+    shutil.copytree(tree / "tconv_s0", tree / "tconv_s0_copy")  # copy2 keeps the mtime: the path decides
+    written = compare([tree], out=tmp_path / "after")
+    after = _rows(written)
+    assert after.keys() == before.keys()
+    for key, row in after.items():
+        assert {c: row[c] for c in STAT_COLUMNS} == {c: before[key][c] for c in STAT_COLUMNS}, key
+    tconv = after[("tconv", "test/miou")]
+    assert (tconv["n_ok"], tconv["n_failed"], tconv["n_superseded"], tconv["n_runs"]) == ("3", "0", "1", "4")
+    assert after[("bilinear", "test/miou")]["n_superseded"] == "0"
+    md = written["md"].read_text()
+    assert "| tconv | 3 | 0 |" in md
+    line = f"superseded: {tree}/tconv_s0 (tconv, seed 0), replaced by a later run: {tree}/tconv_s0_copy"
+    assert f"- {line}" in md
+    assert "10 runs (8 ok, 1 superseded by a later run of the same seed, 1 failed or incomplete)" in md
+    page = written["html"].read_text()
+    assert f"<li>{line}</li>" in page and "<h3>Superseded runs</h3>" in page
+    assert "10 runs (8 ok, 1 superseded by a later run of the same seed, 1 failed or incomplete)" in page
+
+
+@pytest.mark.slow
+def test_a_resumed_sweep_counts_the_latest_run_of_each_seed(tmp_path):
+    """A sweep re-run with seeds 0-4 after one with seeds 0-2: 5 values per operator, the newer runs' for seeds
+    0-2 (by results.json mtime, whatever the folder names), and the paired test pairs the same values."""
+    first, resumed = tmp_path / "b_first", tmp_path / "a_resumed"  # path order would pick the older runs
+    old = {"bilinear": [0.10, 0.90, 0.20], "tconv": [0.80, 0.15, 0.70]}
+    new = {"bilinear": [0.50, 0.52, 0.47, 0.49, 0.51], "tconv": [0.55, 0.58, 0.51, 0.52, 0.57]}
+    for up in ("bilinear", "tconv"):
+        for s, v in enumerate(old[up]):
+            _set_mtime(write_run(first, f"{up}_s{s}", upsampler=up, seed=s, metrics={"test/miou": v}), 1_000)
+        for s, v in enumerate(new[up]):
+            _set_mtime(write_run(resumed, f"{up}_s{s}", upsampler=up, seed=s, metrics={"test/miou": v}), 2_000)
+    written = compare([first, resumed], out=tmp_path / "out")
+    rows = _rows(written)
+    x, b = new["tconv"], new["bilinear"]
+    for up, xs in new.items():
+        r = rows[(up, "test/miou")]
+        lo, hi = stats.t.interval(0.95, 4, loc=np.mean(xs), scale=stats.sem(xs))
+        assert (r["n_ok"], r["seeds"]) == ("5", "0 1 2 3 4")
+        assert float(r["mean"]) == pytest.approx(np.mean(xs)) and float(r["std"]) == pytest.approx(np.std(xs, ddof=1))
+        assert (float(r["ci95_low"]), float(r["ci95_high"])) == (pytest.approx(lo), pytest.approx(hi))
+        assert (r["n_superseded"], r["n_runs"]) == ("3", "8")
+    t = rows[("tconv", "test/miou")]
+    # the summary and the paired test agree: same seeds, same values
+    assert float(t["diff_mean"]) == pytest.approx(np.mean(x) - np.mean(b))
+    assert float(t["p_value"]) == pytest.approx(stats.ttest_rel(x, b).pvalue) and t["n_pairs"] == "5"
+    md = written["md"].read_text()
+    assert "| bilinear | 5 | 0 |" in md and "| tconv | 5 | 0 |" in md
+    for up, s in itertools.product(("bilinear", "tconv"), range(3)):
+        assert (f"- superseded: {first}/{up}_s{s} ({up}, seed {s}), replaced by a later run: "
+                f"{resumed}/{up}_s{s}") in md
+
+
+def test_latest_run_of_a_seed_by_mtime_then_path(tmp_path):
+    """Different numbers under one (operator, seed): the newest results.json wins, on a tie the later path; a
+    failed run and a run without a seed are never superseded."""
+    root = tmp_path / "runs"
+    for name, v, t in [("r2", 0.2, 300), ("r1", 0.1, 100), ("r3", 0.3, 200)]:
+        _set_mtime(write_run(root, name, upsampler="tconv", seed=0, metrics={"test/miou": v}), t)
+    for name, v in [("tie_a", 0.4), ("tie_b", 0.6)]:
+        _set_mtime(write_run(root, name, upsampler="tconv", seed=1, metrics={"test/miou": v}), 50)
+    _set_mtime(write_run(root, "crash", upsampler="tconv", seed=0, status="failed", error="boom"), 999)
+    cmp = summarize(load_runs([root]))
+    (g,) = cmp.sections[0].groups
+    assert g.by_seed("test/miou") == {0: 0.2, 1: 0.6} and g.values("test/miou") == [0.2, 0.6]
+    assert g.n_ok == 2 and g.n_failed == 1
+    assert sorted((old.run_dir.name, new.run_dir.name) for old, new in g.superseded) == \
+        [("r1", "r2"), ("r3", "r2"), ("tie_a", "tie_b")]
+    row = cmp.row(cmp.sections[0], "tconv", "test/miou")
+    assert (row["n_ok"], row["n_superseded"], row["n_runs"]) == (2, 3, 6)
+    assert row["mean"] == pytest.approx(0.4)

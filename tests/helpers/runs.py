@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def write_run(root: Path, name: str, *, upsampler: str, seed: int, metrics: dict
 
 def golden_tree(root: Path) -> Path:
     """Every feature the report has, from fixed numbers: two tasks, a variant with 2 seeds (untestable), a
-    failed, an incomplete and an unreadable run, an operator outside the zoo, per-class IoU, costs, spectra,
-    the real reference row, figures, a sweep command and a hostile string."""
+    failed, an incomplete and an unreadable run, an older run of a seed that a later one supersedes, an operator
+    outside the zoo, per-class IoU, costs, spectra, the real reference row, figures, a sweep command and a
+    hostile string."""
     seg = root / "seg"
     seg.mkdir(parents=True)
     (seg / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - upsampler=nearest,bilinear,tconv\n"
@@ -53,6 +55,12 @@ def golden_tree(root: Path) -> Path:
         write_run(seg, f"wide_{up}_s{s}", upsampler=up, seed=s, overrides=[f"upsampler={up}", f"seed={s}",
                                                                             "model.base_channels=16"],
                   metrics={"test/miou": 0.55 + 0.02 * s + (0.03 if up == "tconv" else 0.0)})
+    # tconv seed 1 run before a fix, with other numbers: older than tconv_s1 (its path sorts after it), so it is
+    # listed as superseded and counted nowhere
+    old = write_run(seg, "tconv_s1_before_fix", upsampler="tconv", seed=1,
+                    metrics={"test/miou": 0.05, "test/pixel_acc": 0.1, "test/boundary_iou": 0.01,
+                             "test/checkerboard_db": 40.0, "test/grid_error_contrast": 2.0})
+    os.utime(old / "results.json", (1_577_836_800, 1_577_836_800))  # 2020-01-01
     write_run(seg, "nearest_s3", upsampler="nearest", seed=3, status="failed",
               error="RuntimeError: boom <script>alert(1)</script>")
     (seg / "killed" / ".hydra").mkdir(parents=True)

@@ -10,9 +10,12 @@ from pathlib import Path
 
 from upsample_zoo.report.model import Comparison
 
-CSV_FIELDS = ["task", "data", "variant", "upsampler", "metric", "direction", "n_ok", "n_failed", "n_runs", "mean",
-              "std", "ci95_low", "ci95_high", "seeds", "baseline", "n_pairs", "diff_mean", "diff_ci95_low",
-              "diff_ci95_high", "d_z", "p_value", "p_holm", "p_min", "test", "significant"]
+# n_ok: one ok run per seed; n_superseded: older ok runs of those seeds, not counted; n_runs: all of them.
+# d_z_80_holm / d_z_80_raw: the smallest |d_z| the paired t-test detects with 80% power at alpha / k and alpha.
+CSV_FIELDS = ["task", "data", "variant", "upsampler", "metric", "direction", "n_ok", "n_failed", "n_superseded",
+              "n_runs", "mean", "std", "ci95_low", "ci95_high", "seeds", "baseline", "n_pairs", "diff_mean",
+              "diff_ci95_low", "diff_ci95_high", "d_z", "p_value", "p_holm", "p_min", "test", "significant",
+              "d_z_80_holm", "d_z_80_raw"]
 
 
 def render_csv(cmp: Comparison) -> str:

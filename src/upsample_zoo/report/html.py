@@ -32,6 +32,7 @@ from upsample_zoo.report.tables import (
     paired_note,
     paired_table,
     summary_table,
+    superseded_lines,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -122,17 +123,20 @@ def _section_view(cmp: Comparison, s: Section) -> dict[str, Any]:
                             "ci": ci_table(cmp, s) if s.headline and any(g.n_ok >= 2 for g in s.groups) else None,
                             "paired": None}
     if cmp.baseline and s.group(cmp.baseline) is not None and s.headline:
-        head, power = paired_note(cmp, s)
+        head, power, warning = paired_note(cmp, s)
         view.update(paired=paired_table(cmp, s), paired_head=head[0].upper() + head[1:], power=power,
-                    tests="; ".join(cmp.tests_used(s)) or "none")
+                    warning=warning, tests="; ".join(cmp.tests_used(s)) or "none")
     charts = [(bar_chart(cmp, s), "bar chart"), (cost_scatter(cmp, s), "quality vs cost"),
               (spectrum_plot(s), "azimuthal spectra")]
     view["charts"] = [(u, alt) for u, alt in charts if u]
     view["no_spectra"] = s.task == "gan" and charts[2][0] is None
-    runs = [r for g in s.groups for r in g.runs]
+    old = [r for g in s.groups for r, _ in g.superseded]
+    runs = [r for g in s.groups for r in g.runs] + old
     view.update(figures=_figures(s), failures=failures_table(s), protocols=_protocols(s), datasets=_datasets(s),
                 tags=sorted({t for r in runs for t in r.tags}), sweeps=sweep_commands(runs), n_runs=len(runs),
-                per_run="\n".join(f"{r.command}    # {r.status}, {r.run_dir}" for r in runs if r.overrides))
+                superseded=superseded_lines(s),
+                per_run="\n".join(f"{r.command}    # {'superseded' if r in old else r.status}, {r.run_dir}"
+                                   for r in runs if r.overrides))
     return view
 
 
@@ -151,7 +155,8 @@ def render_html(cmp: Comparison) -> str:
            "base-uri 'none'; form-action 'none'")
     return _environment().get_template("comparison.html.j2").render(
         nl="\n", csp=csp, css="\n" + (TEMPLATES / "comparison.css").read_text(encoding="utf-8"), js=js,
-        n_runs=len(cmp.runs), n_ok=sum(r.ok for r in cmp.runs), baseline=cmp.baseline, paths=cmp.paths,
+        n_runs=len(cmp.runs), n_ok=sum(r.ok for r in cmp.runs) - len(cmp.superseded),
+        n_superseded=len(cmp.superseded), baseline=cmp.baseline, paths=cmp.paths,
         now=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         sections=[_section_view(cmp, s) for s in cmp.sections], unreadable=_unreadable_table(cmp),
         all_metrics=all_metrics_table(cmp) if cmp.rows else None,

@@ -1,17 +1,19 @@
 """The comparison: runs grouped by (task, data, variant) into sections, and by upsampler into groups, with one
-statistics row per group and metric (the CSV rows; every table of the report reads them)."""
+statistics row per group and metric (the CSV rows; every table of the report reads them). A group holds one ok
+run per seed (``runs.latest_per_seed``): the summary and the paired tests see the same values, and repeated
+runs of a seed are listed as superseded, never counted."""
 
 from __future__ import annotations
 
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from upsample_zoo.metrics.directions import direction
-from upsample_zoo.report.runs import Run, zoo_order
-from upsample_zoo.report.stats import ALPHA, describe, finite, holm, paired_test
+from upsample_zoo.report.runs import Run, latest_per_seed, zoo_order
+from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, holm, p_floor, paired_test
 
 # The summary table's metrics per task, in this order.
 HEADLINE = {
@@ -46,7 +48,8 @@ class Group:
     data: str
     variant: str
     upsampler: str
-    runs: list[Run]
+    runs: list[Run]  # one ok run per seed, and every failed or incomplete one
+    superseded: list[tuple[Run, Run]] = field(default_factory=list)  # (older ok run, the run that replaced it)
 
     @property
     def ok_runs(self) -> list[Run]:
@@ -64,13 +67,13 @@ class Group:
         return finite(r.metrics.get(metric) for r in self.ok_runs)
 
     def by_seed(self, metric: str) -> dict[int, float]:
-        """Mean value per seed (seeds repeated across sweeps are averaged before pairing)."""
-        acc: dict[int, list[float]] = {}
+        """The value per seed: that of the seed's one ok run (the same values ``values`` describes)."""
+        out: dict[int, float] = {}
         for r in self.ok_runs:
             v = finite([r.metrics.get(metric)])
             if r.seed is not None and v:
-                acc.setdefault(r.seed, []).append(v[0])
-        return {s: math.fsum(v) / len(v) for s, v in acc.items()}
+                out[r.seed] = v[0]
+        return out
 
 
 @dataclass
@@ -147,6 +150,10 @@ class Comparison:
     def tests_used(self, section: Section) -> list[str]:
         return sorted({r["test"] for r in self.section_rows(section) if r["test"]})
 
+    @property
+    def superseded(self) -> list[tuple[Run, Run]]:
+        return [pair for s in self.sections for g in s.groups for pair in g.superseded]
+
 
 def decimals_for(x: float) -> int:
     """Decimals that show about 4 significant digits of x (3 for 0 and non-finite, at most 4)."""
@@ -172,10 +179,12 @@ def _stats_row(section: Section, g: Group, metric: str, base: Group | None, base
     row: dict[str, Any] = {
         "task": section.task, "data": section.data, "variant": section.variant, "upsampler": g.upsampler,
         "metric": metric, "direction": direction(metric) or "", "n_ok": d["n"], "n_failed": g.n_failed,
-        "n_runs": len(g.runs), "mean": d["mean"], "std": d["std"], "ci95_low": d["ci_low"], "ci95_high": d["ci_high"],
+        "n_runs": len(g.runs) + len(g.superseded), "n_superseded": len(g.superseded), "mean": d["mean"],
+        "std": d["std"], "ci95_low": d["ci_low"], "ci95_high": d["ci_high"],
         "seeds": " ".join(str(s) for s in sorted({r.seed for r in g.ok_runs if r.seed is not None})),
         "baseline": baseline if base is not None else "", "n_pairs": None, "diff_mean": nan, "diff_ci95_low": nan,
         "diff_ci95_high": nan, "d_z": nan, "p_value": nan, "p_holm": nan, "p_min": nan, "test": "", "significant": "",
+        "d_z_80_holm": nan, "d_z_80_raw": nan,
     }
     if base is not None and g is not base and metric and not metric.startswith("cost/params"):
         xs, bs = g.by_seed(metric), base.by_seed(metric)
@@ -187,12 +196,17 @@ def _stats_row(section: Section, g: Group, metric: str, base: Group | None, base
 
 
 def _finish_section_rows(mine: list[dict[str, Any]], metrics: list[str], alpha: float) -> None:
-    """Holm-Bonferroni over the upsamplers of the table, per metric ("significant" is on the adjusted p), and
-    one number format per column: decimals from the largest |mean| of that metric in this section."""
+    """Holm-Bonferroni over the upsamplers of the table, per metric ("significant" is on the adjusted p); the
+    smallest |d_z| the paired t-test detects with 80% power at alpha / k (Holm's first step) and at alpha, where
+    the t-test is used (>= 3 pairs); and one number format per column: decimals from the largest |mean| of that
+    metric in this section."""
     for m in metrics:
         family = [r for r in mine if r["metric"] == m and math.isfinite(r["p_value"])]
         for r, q in zip(family, holm([r["p_value"] for r in family])):
             r.update(p_holm=q, holm_k=len(family), significant="yes" if q < alpha else "no")
+            if p_floor(r["n_pairs"]) == 0.0:
+                r.update(d_z_80_holm=detectable_d_z(r["n_pairs"], alpha / len(family)),
+                         d_z_80_raw=detectable_d_z(r["n_pairs"], alpha))
     for m in metrics:
         means = [abs(r["mean"]) for r in mine if r["metric"] == m and math.isfinite(r["mean"]) and r["mean"]]
         d = decimals_for(max(means)) if means else 3
@@ -209,7 +223,7 @@ def summarize(runs: list[Run], baseline: str | None = "bilinear", alpha: float =
     sections: list[Section] = []
     rows: list[dict[str, Any]] = []
     for (task, data, variant), ups in sorted(by_key.items()):
-        groups = [Group(task, data, variant, u, ups[u]) for u in sorted(ups, key=zoo_order)]
+        groups = [Group(task, data, variant, u, *latest_per_seed(ups[u])) for u in sorted(ups, key=zoo_order)]
         metrics = _metric_order({m for g in groups for r in g.ok_runs for m in r.metrics}, task)
         headline = [m for m in HEADLINE.get(task, []) if m in metrics]
         if not headline:  # an unknown task: its test metrics (at most 4)

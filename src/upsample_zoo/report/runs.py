@@ -7,6 +7,11 @@ level up), so the report can be rebuilt from copied run folders.
 
 A run's *variant* is the command-line overrides, other than upsampler/seed/tags/hydra/paths, that not every
 run of the same (task, data) shares: a plain ablation has one empty variant, ``model.base_channels=8,0`` two.
+
+One value per (operator, seed): when several ok runs share a seed (a re-run after a fix, a sweep resumed with
+a longer seed list, a copied run folder), ``latest_per_seed`` keeps the latest and marks the others superseded.
+results.json has no timestamp (``train.new_results``), so "latest" is the newest results.json mtime, ties
+broken by the run folder's path (the later one in sort order wins).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Run:
     overrides: list[str] = field(default_factory=list)
     spectrum: dict[str, Any] | None = None
     variant: str = ""
+    mtime_ns: int = 0  # of results.json: the newest ok run of a seed supersedes the others
 
     @property
     def ok(self) -> bool:
@@ -123,7 +129,9 @@ def _read_run(f: Path) -> Run:
         res = json.loads(f.read_text(encoding="utf-8"))
         if not isinstance(res, dict):
             raise ValueError("not a JSON object")
-        return _run_from_results(f, res)
+        run = _run_from_results(f, res)
+        run.mtime_ns = f.stat().st_mtime_ns
+        return run
     except (OSError, ValueError) as exc:
         return Run(run_dir=f.parent, status="unreadable", error=f"{f.name}: {exc}", overrides=_overrides(f.parent))
 
@@ -149,6 +157,21 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
     _assign_variants(out)
     return sorted(out, key=lambda r: (r.task, r.data, r.variant, zoo_order(r.upsampler),
                                       r.seed if r.seed is not None else -1, str(r.run_dir)))
+
+
+def latest_per_seed(runs: Sequence[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
+    """The runs of one operator (one group) with one ok run per seed: the latest (newest results.json, then the
+    later path); every run that is not ok, and ok runs without a seed, stay. Returns the kept runs in their
+    order, and (superseded, the run that replaced it) pairs in the runs' order."""
+    latest: dict[int, Run] = {}
+    for r in runs:
+        if r.ok and r.seed is not None:
+            cur = latest.get(r.seed)
+            if cur is None or (r.mtime_ns, str(r.run_dir)) > (cur.mtime_ns, str(cur.run_dir)):
+                latest[r.seed] = r
+    kept = [r for r in runs if not (r.ok and r.seed is not None) or latest[r.seed] is r]
+    superseded = [(r, latest[r.seed]) for r in runs if r.ok and r.seed is not None and latest[r.seed] is not r]
+    return kept, superseded
 
 
 def _override_items(overrides: Sequence[str]) -> list[tuple[str, str]]:

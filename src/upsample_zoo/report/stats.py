@@ -7,16 +7,20 @@
   2^n sign patterns (``scipy.stats.permutation_test``).
 - holm: Holm-Bonferroni over the upsamplers of one table, per metric.
 - Power: with n < 3 pairs the sign-flip p cannot go below 2/2^n (1.0 at n=1, 0.5 at n=2), so no test can
-  reach alpha; ``p_floor`` and ``pairs_needed`` say so.
+  reach alpha; ``p_floor`` and ``pairs_needed`` say so. From 3 pairs, ``detectable_d_z`` is the smallest true
+  |d_z| the two-sided paired t-test finds with 80% power (noncentral t), at alpha/k for Holm over k operators:
+  Holm's first step is Bonferroni's, the bar a single true difference must clear.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 ALPHA = 0.05
+POWER = 0.8  # the power the report's detectable-effect note is for
 
 
 def finite(values: Iterable[Any]) -> list[float]:
@@ -90,6 +94,33 @@ def pairs_needed(alpha: float, sign_flip_only: bool = False) -> int | None:
     sign-flip test alone (smallest n with 2/2^n <= alpha). None when no n up to 64 does."""
     floor = (lambda n: 2.0 / 2**n) if sign_flip_only else p_floor
     return next((n for n in range(1, 65) if floor(n) <= alpha), None)
+
+
+def t_power(d_z: float, n: int, alpha: float) -> float:
+    """Power of the two-sided paired t-test (one-sample t on the differences) with n pairs at level alpha when
+    the true standardized difference is d_z: P(|T| > t_(1-alpha/2, n-1)) with T noncentral t(n-1, d_z sqrt(n)).
+    The lower tail is the upper tail at -nc: scipy's nct.cdf far in the tail can return nan, its sf does not."""
+    from scipy import stats
+
+    df, nc = n - 1, abs(d_z) * math.sqrt(n)
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc))
+
+
+@functools.lru_cache(maxsize=256)
+def detectable_d_z(n: int, alpha: float, power: float = POWER) -> float:
+    """The smallest |d_z| the two-sided paired t-test with n pairs detects with the given power at level alpha
+    (``t_power`` solved by brentq); nan below 2 pairs, where the t-test and d_z are undefined."""
+    from scipy import optimize
+
+    if n < 2 or not 0 < alpha < 1 or not alpha < power < 1:
+        return float("nan")
+    hi = 1.0
+    while t_power(hi, n, alpha) < power:  # power rises with |d_z| towards 1: bracket the root
+        hi *= 2
+        if hi > 1e9:
+            return float("nan")
+    return float(optimize.brentq(lambda d: t_power(d, n, alpha) - power, 0.0, hi, xtol=1e-10, rtol=1e-12))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from upsample_zoo.metrics.directions import direction
 from upsample_zoo.report.model import Comparison, Group, Section, decimals_for, label, label_dir
-from upsample_zoo.report.stats import ALPHA, p_floor, pairs_needed
+from upsample_zoo.report.stats import ALPHA, POWER, detectable_d_z, p_floor, pairs_needed
 
 REFERENCE_NAME = "real (reference)"
 REFERENCE_NOTE = ("the same metrics on real images, by the same code: FID and spectral FD of as many real images "
@@ -181,6 +181,12 @@ def failures_table(s: Section) -> Table:
                        Cell(str(r.run_dir), cls="text")], "failed") for r in bad], numeric_from=99)
 
 
+def superseded_lines(s: Section) -> list[str]:
+    """One line per ok run that a later run of the same operator and seed replaced (not counted anywhere)."""
+    return [f"superseded: {old.run_dir} ({old.upsampler}, seed {old.seed}), replaced by a later run: {new.run_dir}"
+            for g in s.groups for old, new in g.superseded]
+
+
 def all_metrics_table(cmp: Comparison) -> Table:
     """Every CSV row with a metric: the HTML report's last, folded table."""
     table = Table(["upsampler", "group", "metric", "n ok", "n failed", "mean", "std", "95% CI",
@@ -200,9 +206,30 @@ def all_metrics_table(cmp: Comparison) -> Table:
     return table
 
 
-def paired_note(cmp: Comparison, section: Section) -> tuple[str, str]:
-    """The sentence above the paired table (its statistics), and the power note ('' when every test could reach
-    alpha): plain text, for markdown and HTML alike."""
+def fmt_d(d: float) -> str:
+    return f"{d:.1f}" if d >= 1 else f"{d:.2f}"
+
+
+def power_clause(n: int, k: int, alpha: float) -> str:
+    """'with 3 matching seeds and Holm over 6 operators, 80% power needs |d_z| ≥ 8.0 (≥ 3.3 uncorrected)'."""
+    seeds = f"{n} matching seed{'s' if n != 1 else ''}"
+    if n < 2:
+        return f"with {seeds} d_z and the t-test are undefined (they need the spread of 2 or more differences)"
+    if p_floor(n) > 0:
+        if p_floor(n) > alpha:
+            return f"with {seeds} no |d_z|, however large, can reach α (see below)"
+        return f"with {seeds} the exact sign-flip test is used, for which no power is computed here"
+    need, raw = detectable_d_z(n, alpha / k), detectable_d_z(n, alpha)
+    if k == 1:
+        return f"with {seeds} and 1 operator tested, {POWER:.0%} power needs |d_z| ≥ {fmt_d(raw)}"
+    return (f"with {seeds} and Holm over {k} operators, {POWER:.0%} power needs |d_z| ≥ {fmt_d(need)} "
+            f"(≥ {fmt_d(raw)} uncorrected)")
+
+
+def paired_note(cmp: Comparison, section: Section) -> tuple[str, str, str]:
+    """Plain text, for markdown and HTML alike: the sentence above the paired table (its statistics); the power
+    note (the smallest true |d_z| these seeds detect with 80% power, per pair count and Holm family); and the
+    warning ('' when every test could reach alpha)."""
     others = [g for g in section.groups if g.upsampler != cmp.baseline]
     rows = [(g, cmp.row(section, g.upsampler, m)) for g in others for m in section.headline]
     ks = sorted({r["holm_k"] for _, r in rows if r is not None and r.get("holm_k")}) or [0]
@@ -211,12 +238,18 @@ def paired_note(cmp: Comparison, section: Section) -> tuple[str, str]:
             f"Cohen’s d_z = mean / sd of the differences, and the two-sided p, raw and Holm-adjusted; "
             f"* = significant at α = {cmp.alpha}, two-sided, Holm–Bonferroni over the k = {k} operators of this "
             f"table, per metric. Not significant means we cannot tell, not that they are equal.")
+    families = sorted({(r["n_pairs"], r["holm_k"]) for _, r in rows if r is not None and r.get("holm_k")})
+    power = f"Power: {'; '.join(power_clause(n, fk, cmp.alpha) for n, fk in families)}." if families else ""
+    if any(p_floor(n) == 0 for n, _ in families):
+        power += (f" That is the smallest true |d_z| the two-sided paired t-test (noncentral t) finds "
+                  f"{POWER:.0%} of the time at α/k, Holm’s first step for k operators, or at α = {cmp.alpha} "
+                  f"uncorrected: a cell without * leaves any smaller true difference open.")
     weak: dict[int, list[str]] = {}
     for g, r in rows:
         if untestable(r, cmp.alpha) and g.upsampler not in weak.setdefault(r["n_pairs"], []):
             weak[r["n_pairs"]].append(g.upsampler)
     if not weak:
-        return head, ""
+        return head, power, ""
     parts = [f"No test can reach α = {cmp.alpha} with {n} pair{'s' if n != 1 else ''} "
              f"({', '.join(ups)}): below 3 pairs this report uses the exact sign-flip test, whose p cannot go "
              f"below 2/2^{n} = {p_floor(n):.3f}." for n, ups in sorted(weak.items())]
@@ -224,4 +257,4 @@ def paired_note(cmp: Comparison, section: Section) -> tuple[str, str]:
     parts.append(f"Those cells read untestable: run at least {need} matching seeds per operator (from 3 pairs "
                  f"the paired t-test is used, which can reach any p; the exact sign-flip test alone would need "
                  f"{need_sf}).")
-    return head, " ".join(parts)
+    return head, power, " ".join(parts)
