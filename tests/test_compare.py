@@ -195,24 +195,32 @@ def test_gan_report_with_spectra_and_reference_difference(tmp_path):
 
 @pytest.mark.slow
 def test_gan_report_has_the_real_reference_row(tmp_path):
-    """The reference row reads the runs' real-image metrics (floor FID and spectral FD, real checkerboard),
-    0 for the difference to real, and a spread only when the runs disagree; without them there is no row."""
+    """The reference row reads the runs' real-image metrics (floor FID and the two spectral FD parts, real
+    checkerboard), 0 for the difference to real, and a spread only when the runs disagree; the note gives the n
+    the floor was scored at, and says when the split gave fewer than were generated; without them, no row."""
     root = tmp_path / "gan"
+    floor_n = {"protocol": {"real_floor_n": 250, "real_floor_n_requested": 300}}
     for up, s in itertools.product(["bilinear", "tconv"], [0, 1, 2]):
-        write_run(root, f"{up}{s}", upsampler=up, seed=s, task="gan", data="image_folder",
-                  metrics={"test/fid": 200.0 + s, "test/spectral_fd": 9.0 + s, "test/checkerboard_db": 3.0 + s,
+        write_run(root, f"{up}{s}", upsampler=up, seed=s, task="gan", data="image_folder", extra=floor_n,
+                  metrics={"test/fid": 200.0 + s, "test/spectral_fd_shape": 9.0 + s,
+                           "test/spectral_fd_artifact": 3.5 + s, "test/checkerboard_db": 3.0 + s,
                            "test/checkerboard_db_ref": -7.25, "test/fid_real_floor": 12.5 if s else 14.5,
-                           "test/spectral_fd_real_floor": 0.75})
+                           "test/spectral_fd_shape_real_floor": 0.75, "test/spectral_fd_artifact_real_floor": 0.125})
     written = compare([root], out=tmp_path / "out")
-    row = next(line for line in written["md"].read_text().splitlines() if line.startswith("| real (reference)"))
+    text = written["md"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| real (reference)"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    # upsampler, n ok, n failed, FID, spectral FD, checkerboard dB, checkerboard dB − real, then 4 cost columns
+    # upsampler, n ok, n failed, FID, spectral FD shape, artifact, checkerboard dB, checkerboard dB − real,
+    # then 4 cost columns
+    header = next(line for line in text.splitlines() if line.startswith("| upsampler"))
+    assert "spectral FD shape (blur) ↓ | spectral FD artifact ↓ | checkerboard dB ↓" in header
     mean, sd = np.mean([14.5, 12.5, 12.5] * 2), np.std([14.5, 12.5, 12.5] * 2, ddof=1)
     # each column keeps its own number format: FID ~200 -> 1 decimal, spectral FD ~10 -> 2,
     # checkerboard ~4 -> 3, its difference to real ~11 -> 2
     assert cells[3] == f"{mean:.1f} ± {sd:.1f}"
-    assert cells[4:7] == ["0.75", "-7.250", "0.00"] and cells[7:] == ["–"] * 4
-    assert "real-vs-real floor" in written["md"].read_text()
+    assert cells[4:8] == ["0.75", "0.125", "-7.250", "0.00"] and cells[8:] == ["–"] * 4
+    assert "real-vs-real floor" in text
+    assert "n = 250 real images (FEWER than the 300 generated" in text  # the floor's actual n, not "as many"
     assert '<tr class="reference">' in written["html"].read_text()
     plain = tmp_path / "plain"
     write_run(plain, "b0", upsampler="bilinear", seed=0, task="gan", data="image_folder", metrics={"test/fid": 1.0})

@@ -77,14 +77,17 @@ def golden_tree(root: Path) -> Path:
         write_run(gan, f"g{i}_s{s}", upsampler=up, seed=s, task="gan", data="cifar10",
                   figure="samples.png" if s == 1 else None,
                   metrics={"test/fid": 210.0 + 17.5 * i + 6.25 * s + 3.0 * ((s * 5 + i * 2) % 3),
-                           "test/spectral_fd": 3.0 + i + 0.5 * s * (1 + i % 2),
+                           "test/spectral_fd_shape": 3.0 + i + 0.5 * s * (1 + i % 2),
+                           "test/spectral_fd_artifact": 0.5 + 2.0 * i - 0.125 * s,
                            "test/checkerboard_db": 2.0 + i - 0.25 * s, "test/checkerboard_db_ref": -4.0,
-                           "test/fid_real_floor": 38.375 + 0.125 * (s == 2), "test/spectral_fd_real_floor": 0.5,
+                           "test/fid_real_floor": 38.375 + 0.125 * (s == 2), "test/spectral_fd_shape_real_floor": 0.5,
+                           "test/spectral_fd_artifact_real_floor": 0.125,
                            "test/spectral_hf_gap_db": -1.0 * i, "test/checkerboard_grid_max_db": 5.0 + i,
                            "test/blockiness_db": 0.5 * i},
                   extra={"spectrum": {"freqs": freqs, "power": [1 / (f + 0.05) ** 2 for f in freqs[:-1]] + [bump],
                                       "real": [1 / (f + 0.05) ** 2 for f in freqs]},
-                         "protocol": {"fid": "1000 fake vs 2000 real", "samples": "precise"}})
+                         "protocol": {"fid": "1000 fake vs 2000 real", "samples": "precise",
+                                      "real_floor_n": 1000, "real_floor_n_requested": 1000}})
     return root
 
 

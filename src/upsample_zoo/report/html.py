@@ -22,7 +22,6 @@ from upsample_zoo.report.model import Comparison, Section
 from upsample_zoo.report.runs import sweep_commands
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
-    REFERENCE_NOTE,
     Cell,
     Row,
     Table,
@@ -31,6 +30,7 @@ from upsample_zoo.report.tables import (
     failures_table,
     paired_note,
     paired_table,
+    reference_note,
     summary_table,
     superseded_lines,
 )
@@ -120,6 +120,7 @@ def _datasets(section: Section) -> list[str]:
 def _section_view(cmp: Comparison, s: Section) -> dict[str, Any]:
     """What the template's section macro shows, every table and text already built."""
     view: dict[str, Any] = {"title": s.title, "summary": summary_table(cmp, s), "reference": bool(s.reference()),
+                            "reference_note": reference_note(s),
                             "ci": ci_table(cmp, s) if s.headline and any(g.n_ok >= 2 for g in s.groups) else None,
                             "paired": None}
     if cmp.baseline and s.group(cmp.baseline) is not None and s.headline:
@@ -160,4 +161,4 @@ def render_html(cmp: Comparison) -> str:
         now=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         sections=[_section_view(cmp, s) for s in cmp.sections], unreadable=_unreadable_table(cmp),
         all_metrics=all_metrics_table(cmp) if cmp.rows else None,
-        reference_name=REFERENCE_NAME, reference_note=REFERENCE_NOTE)
+        reference_name=REFERENCE_NAME)

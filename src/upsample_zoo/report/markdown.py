@@ -8,12 +8,12 @@ from typing import Any
 from upsample_zoo.report.model import Comparison, Section
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
-    REFERENCE_NOTE,
     Table,
     ci_table,
     failures_table,
     paired_note,
     paired_table,
+    reference_note,
     summary_table,
     superseded_lines,
 )
@@ -39,7 +39,7 @@ def md_table(table: Table) -> list[str]:
 def _section(cmp: Comparison, s: Section) -> list[str]:
     lines = [f"## {md(s.title)}", "", *md_table(summary_table(cmp, s))]
     if s.reference():
-        lines += [f"{REFERENCE_NAME}: {md(REFERENCE_NOTE)}", ""]
+        lines += [f"{REFERENCE_NAME}: {md(reference_note(s))}", ""]
     if s.headline and any(g.n_ok >= 2 for g in s.groups):
         lines += ["95% confidence interval of the mean over seeds:", "", *md_table(ci_table(cmp, s))]
     if cmp.baseline and s.group(cmp.baseline) is not None and s.headline:

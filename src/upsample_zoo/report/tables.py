@@ -12,10 +12,21 @@ from upsample_zoo.report.model import Comparison, Group, Section, decimals_for, 
 from upsample_zoo.report.stats import ALPHA, POWER, detectable_d_z, p_floor, pairs_needed
 
 REFERENCE_NAME = "real (reference)"
-REFERENCE_NOTE = ("the same metrics on real images, by the same code: FID and spectral FD of as many real images "
-                  "as generated ones, from outside the reference set (the real-vs-real floor no generator can beat "
-                  "at this n), and the checkerboard score of the real reference images (results.json "
-                  "protocol.real_floor).")
+def reference_note(s: Section) -> str:
+    """What the reference row is, with the n its floor was scored at (results.json protocol.real_floor_n; a
+    reference split too small for the floor gives fewer real images than generated ones, and says so)."""
+    ok = [r for g in s.groups for r in g.ok_runs]
+    got = sorted({(r.protocol.get("real_floor_n"), r.protocol.get("real_floor_n_requested")) for r in ok
+                  if isinstance(r.protocol.get("real_floor_n"), int)})
+    if not got:
+        n = "as many real images as generated ones"
+    else:
+        n = ", ".join(f"n = {have:,} real images" + (f" (FEWER than the {want:,} generated: all the reference split "
+                                                     f"has outside the reference set)" if want and have < want else
+                                                     " (as many as generated)") for have, want in got)
+    return (f"the same metrics on real images, by the same code: FID and spectral FD of {n}, from outside the "
+            "reference set (the real-vs-real floor no generator can beat at this n), and the checkerboard score of "
+            "the real reference images (results.json protocol.real_floor).")
 
 
 @dataclass
