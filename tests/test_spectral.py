@@ -167,7 +167,7 @@ def _horizontal_edges(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.repeat(prof[..., None], size, axis=-1)).clamp(0, 1).float()
 
 
-@pytest.mark.filterwarnings("ignore:checkerboard score. the gradient-energy maps:UserWarning")  # flat images, on purpose
+@pytest.mark.filterwarnings("ignore:checkerboard score. the gradient-energy maps:UserWarning")  # flat, on purpose
 @pytest.mark.parametrize("kind", ["(-1)^y stripes", "(-1)^x stripes", "(-1)^(x+y) checkerboard"])
 def test_amplitude_reads_stripes_and_checkerboards_alike(kind):
     """checkerboard_amp is the RMS amplitude of the whole pattern at the Nyquist bins. A +-2-level square

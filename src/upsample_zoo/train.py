@@ -112,7 +112,6 @@ def build_model(cfg: DictConfig):
     """The model with its upsampler: ``instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))``,
     plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
     from hydra.utils import instantiate
-
     from torch import nn
 
     from upsample_zoo.zoo import upsampler_factory, upsampler_name
