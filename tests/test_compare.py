@@ -369,3 +369,36 @@ def test_latest_run_of_a_seed_by_mtime_then_path(tmp_path):
     row = cmp.row(cmp.sections[0], "tconv", "test/miou")
     assert (row["n_ok"], row["n_superseded"], row["n_runs"]) == (2, 3, 6)
     assert row["mean"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["--alpha", "5"], 2, "argument --alpha: 5 is outside (0, 1)"),
+    (["--alpha", "0"], 2, "argument --alpha: 0 is outside (0, 1)"),
+    (["--alpha", "nan"], 2, "argument --alpha: nan is outside (0, 1)"),
+    (["--out", "{file}"], 1, "cannot write under --out {file}"),
+    (["--out", "{file}/sub"], 1, "cannot write under --out {file}/sub"),
+])
+def test_compare_bad_options_and_unwritable_output_are_one_line(tree, tmp_path, capsys, args, code, needle):
+    """--alpha 5 used to mark every cell significant, p = 1.000 included; an --out that cannot be written used to
+    end in a traceback. Both are one line and a non-zero exit, and nothing is written."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    args = [a.replace("{file}", str(blocker)) for a in args]
+    try:
+        rc = cli.main(["compare", str(tree), *args])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == code
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("upsample-zoo compare: error: ")
+    assert needle.replace("{file}", str(blocker)) in err[0]
+    assert blocker.read_text() == "not a folder" and not list(tree.rglob("comparison.*"))
+
+
+def test_compare_with_no_runs_is_one_line_and_exit_1(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["compare", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no results.json under" in err[0]
+    with pytest.raises(ValueError, match=r"alpha=1.5 is not a significance level"):  # the library call too
+        compare([tmp_path / "empty"], alpha=1.5)

@@ -44,9 +44,10 @@ PASSTHROUGH: dict[str, Callable[[Sequence[str]], int]] = {"train": _train, "prob
 
 def build_parser() -> argparse.ArgumentParser:
     from upsample_zoo import __version__
+    from upsample_zoo.cli_args import OneLineParser
     from upsample_zoo.report import cli as compare
 
-    parser = argparse.ArgumentParser(prog="upsample-zoo", description="Compare upsamplers: training, reports, "
+    parser = OneLineParser(prog="upsample-zoo", description="Compare upsamplers: training, reports, "
                                      "probes and benchmarks.")
     parser.add_argument("--version", action="version", version=f"upsample-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from upsample_zoo.atomic import atomic_write_bytes, atomic_write_text
+from upsample_zoo.cli_args import OneLineParser, ensure_writable, probability, write_or_exit
 from upsample_zoo.report.export import log_wandb, render_csv
 from upsample_zoo.report.html import render_html
 from upsample_zoo.report.markdown import render_markdown
@@ -30,9 +31,9 @@ def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
-    if out is None:
-        out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path("comparison")
-    out = Path(out)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha} is not a significance level: use a value in (0, 1), such as 0.05")
+    out = output_dir(paths, out)
     runs = load_runs(paths)
     cmp = summarize(runs, baseline=baseline, alpha=alpha, paths=[str(p) for p in paths])
     written = {
@@ -45,6 +46,13 @@ def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear
     return written
 
 
+def output_dir(paths: Sequence[Path], out: str | os.PathLike | None) -> Path:
+    """``out``, or by default the single folder given, else ./comparison."""
+    if out is None:
+        return paths[0] if len(paths) == 1 and paths[0].is_dir() else Path("comparison")
+    return Path(out)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep/run folders (searched recursively for "
                         "results.json) or results.json files")
@@ -52,19 +60,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="upsampler the others are tested against (default bilinear; 'none' for no tests)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: the PATH when it is a single folder, else ./comparison)")
-    parser.add_argument("--alpha", type=float, default=ALPHA, help="significance level (default 0.05)")
+    parser.add_argument("--alpha", type=probability, default=ALPHA, help="significance level in (0, 1) (default 0.05)")
     parser.add_argument("--wandb", action="store_true", help="also log the table as a wandb.Table (offline unless "
                         "WANDB_API_KEY is set)")
     return parser
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    prog = "upsample-zoo compare"
     baseline = None if str(args.baseline).lower() in ("none", "") else args.baseline
-    try:
-        written = compare(args.paths, baseline=baseline, out=args.out, alpha=args.alpha, use_wandb=args.wandb)
-    except FileNotFoundError as exc:
-        print(f"upsample-zoo: error: {exc}", file=sys.stderr)
+    missing = [str(p) for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"{prog}: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if not load_runs([Path(p) for p in args.paths]):
+        print(f"{prog}: error: no results.json under {', '.join(map(str, args.paths))}; give a sweep or run folder "
+              "(or results.json files) that training wrote", file=sys.stderr)
+        return 1
+    out = output_dir([Path(p) for p in args.paths], args.out)
+    ensure_writable(prog, out)
+    written = write_or_exit(prog, out, lambda: compare(args.paths, baseline=baseline, out=out, alpha=args.alpha,
+                                                       use_wandb=args.wandb))
     md = written["md"].read_text(encoding="utf-8")
     print(md)
     for k in ("md", "csv", "html", "wandb"):
@@ -74,5 +90,5 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="upsample-zoo compare", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="upsample-zoo compare", description=__doc__.split("\n\n")[0])
     return run_from_args(add_arguments(parser).parse_args(argv))
