@@ -63,9 +63,13 @@ def test_report_escapes_the_run_tag(smoke_sweep):
 
 
 def test_failed_job_does_not_stop_the_sweep(tmp_path):
-    """Also the default sweep dir (no hydra.sweep.dir): it resolves before any job, under UPSAMPLE_ZOO_ROOT."""
+    """Also the default sweep dir (no hydra.sweep.dir): it resolves before any job, under UPSAMPLE_ZOO_ROOT. The
+    other jobs and the report go on; then the sweep exits 1 with one line (it used to exit 0 over the hole)."""
     proc = run_cli(["-m", "upsampler=nearest", "model.base_channels=8,0", "debug=smoke"], tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
+    assert last.startswith("upsample-zoo: error: 1 of 2 jobs of the sweep in ") and "1_nearest_s0" in last
     sweeps = list((tmp_path / "logs" / "segmentation" / "multiruns").iterdir())
     assert len(sweeps) == 1
     tmp_path = sweeps[0]

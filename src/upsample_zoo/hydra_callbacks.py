@@ -145,6 +145,30 @@ class SweepLock(Callback):
             self._fd = None
 
 
+class SweepExitCode(Callback):
+    """A sweep whose jobs failed, all or some, exits 1 after its report, with one line counting them: a script
+    or CI that runs a sweep must not read a hole in the grid as success. (Listed first among the callbacks, so
+    Hydra, which ends them in reverse order, runs it after the report.)"""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import json
+        import sys
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        status = {}
+        for path in sorted(sweep.glob("*/results.json")):
+            try:
+                status[path.parent.name] = json.loads(path.read_text(encoding="utf-8")).get("status")
+            except (OSError, ValueError, AttributeError):
+                status[path.parent.name] = "unreadable"
+        failed = [name for name, st in status.items() if st != "ok"]
+        if failed:
+            print(f"upsample-zoo: error: {len(failed)} of {len(status)} jobs of the sweep in {sweep} did not finish "
+                  f"ok ({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}); each job's results.json and "
+                  "error.log say why, and resume=true re-runs them", file=sys.stderr, flush=True)
+            raise SystemExit(1)
+
+
 class ResumeNeedsTheSweepDir(Callback):
     """``resume=true`` continues the jobs found in ``hydra.sweep.dir``; the default sweep dir is a new
     timestamped folder, where there is nothing to continue. Say so (a warning; the sweep then simply runs)."""
