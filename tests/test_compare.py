@@ -402,3 +402,28 @@ def test_compare_with_no_runs_is_one_line_and_exit_1(tmp_path, capsys):
     assert len(err) == 1 and "no results.json under" in err[0]
     with pytest.raises(ValueError, match=r"alpha=1.5 is not a significance level"):  # the library call too
         compare([tmp_path / "empty"], alpha=1.5)
+
+
+def test_a_corrupt_results_json_is_filed_under_its_operator_and_an_unknown_schema_warns(tmp_path, caplog):
+    """A torn results.json in a job folder used to be filed under '? · ?' and called unreadable; Hydra's record
+    beside it names the operator, so its row shows the run as failed, and the file is called corrupt. A
+    results.json of another schema is read with a warning, never silently."""
+    root = tmp_path / "sweep"
+    for s in range(2):
+        write_run(root, f"bilinear_s{s}", upsampler="bilinear", seed=s, metrics={"test/miou": 0.5 + s / 10})
+    torn = write_run(root, "tconv_s0", upsampler="tconv", seed=0, metrics={"test/miou": 0.4})
+    (torn / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      task: segmentation\n"
+                                                "      upsampler: tconv\n      data: voc_synthetic\n")
+    (torn / ".hydra" / "config.yaml").write_text("seed: 0\ntags: []\n")
+    (torn / "results.json").write_text('{"status": "ok", "metr')
+    runs = {r.run_dir.name: r for r in load_runs([root])}
+    torn_run = runs["tconv_s0"]
+    assert (torn_run.status, torn_run.task, torn_run.data, torn_run.upsampler, torn_run.seed) == \
+        ("unreadable", "segmentation", "voc_synthetic", "tconv", 0)
+    assert torn_run.error.startswith("results.json is corrupt: ")
+    md = compare([root], out=tmp_path / "out")["md"].read_text()
+    assert "| tconv | 0 | 1 |" in md and "? · ?" not in md
+    future = write_run(tmp_path / "future", "b", upsampler="bilinear", seed=0, extra={"schema": 2})
+    with caplog.at_level("WARNING", logger="upsample_zoo"):
+        load_runs([future])
+    assert any("results.json schema 2, this report reads schema 1" in r.getMessage() for r in caplog.records)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shlex
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 OK = "ok"
+SCHEMA = 1  # the results.json schema this report reads (train.RESULTS_SCHEMA)
+log = logging.getLogger("upsample_zoo")
 # not variants: the upsampler and its per-stage operators are in the run's name (tconv+last:bilinear)
 IGNORED_OVERRIDE_KEYS = {"upsampler", "model.stage_upsamplers", "seed", "tags", "ckpt_path", "resume"}
 IGNORED_OVERRIDE_PREFIXES = ("hydra.", "hydra/", "paths.")
@@ -110,18 +113,24 @@ def _run_from_results(path: Path, res: dict[str, Any]) -> Run:
     )
 
 
-def _incomplete_run(run_dir: Path) -> Run:
-    """A run folder that has its .hydra/ but no results.json: killed, or still running."""
+def _run_from_hydra(run_dir: Path, status: str, error: str) -> Run:
+    """A run known only by its ``.hydra/`` folder (no results.json, or one that cannot be read): its task, data,
+    operator and seed from Hydra's record, so that its operator's row shows it as failed, not ``? · ?``."""
     hydra_cfg = read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}
     choices = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices") or {} \
         if isinstance(hydra_cfg, dict) else {}
     cfg = read_yaml(run_dir / ".hydra" / "config.yaml")
-    seed = cfg.get("seed") if isinstance(cfg, dict) else None
-    tags = cfg.get("tags") if isinstance(cfg, dict) else None
-    return Run(run_dir=run_dir, status="incomplete", task=str(choices.get("task", "?")),
+    cfg = cfg if isinstance(cfg, dict) else {}
+    seed, tags = cfg.get("seed"), cfg.get("tags")
+    return Run(run_dir=run_dir, status=status, task=str(choices.get("task", "?")),
                data=str(choices.get("data", "?")), upsampler=str(choices.get("upsampler", "?")),
-               seed=seed if isinstance(seed, int) else None, error="no results.json (killed or still running)",
+               seed=seed if isinstance(seed, int) else None, error=error,
                tags=[str(t) for t in tags] if isinstance(tags, list) else [], overrides=_overrides(run_dir))
+
+
+def _incomplete_run(run_dir: Path) -> Run:
+    """A run folder that has its .hydra/ but no results.json: killed, or still running."""
+    return _run_from_hydra(run_dir, "incomplete", "no results.json (killed or still running)")
 
 
 def _read_run(f: Path) -> Run:
@@ -129,11 +138,15 @@ def _read_run(f: Path) -> Run:
         res = json.loads(f.read_text(encoding="utf-8"))
         if not isinstance(res, dict):
             raise ValueError("not a JSON object")
+        if res.get("schema", SCHEMA) != SCHEMA:
+            log.warning("%s: results.json schema %r, this report reads schema %d: its numbers may be misread; "
+                        "re-run compare with the upsample-zoo version that wrote it", f, res.get("schema"), SCHEMA)
         run = _run_from_results(f, res)
         run.mtime_ns = f.stat().st_mtime_ns
         return run
     except (OSError, ValueError) as exc:
-        return Run(run_dir=f.parent, status="unreadable", error=f"{f.name}: {exc}", overrides=_overrides(f.parent))
+        what = "unreadable" if isinstance(exc, OSError) else "corrupt"
+        return _run_from_hydra(f.parent, "unreadable", f"{f.name} is {what}: {' '.join(str(exc).split())}")
 
 
 def load_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
