@@ -1,7 +1,7 @@
 """The comparison report of a fixed set of runs equals the golden files written by the report code as it was
 before it became the report/ package (since changed on purpose only: one run per seed with the superseded runs
 listed, the 80%-power note, the CSV columns n_superseded, d_z_80_holm and d_z_80_raw, the two spectral FD parts
-and the floor's n in the reference note): markdown and CSV byte
+the floor's n in the reference note, "results.json is corrupt"): markdown and CSV byte
 for byte, HTML apart from the run root, the timestamp and the chart pixels (see helpers.runs.normalised_report)."""
 
 from __future__ import annotations
