@@ -26,6 +26,24 @@ def carafe_reassemble(x: torch.Tensor, kernels: torch.Tensor, k_up: int, scale: 
     return out.view(n, h, w, c, scale, scale).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h * scale, w * scale)
 
 
+def project_reassemble(x: torch.Tensor, proj: nn.Conv2d, kernels: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
+    """``proj(x)`` (a 1x1 conv) reassembled by :func:`carafe_reassemble`, its bias added *after* the reassembly.
+
+    The one home of this rule for every reassembling operator (CARAFE, FADE, SAPA). Reassembly reads zeros
+    outside the input, so reassembling ``W x + b`` would weigh ``b`` by the kernel mass that falls inside the
+    image: at a corner pixel only 9 of a uniform 5x5 kernel's 25 weights (the bias at 0.36 of its value).
+    Added after, a constant bias is a constant everywhere. The weight commutes with the reassembly (kernels are
+    shared by all channels), so it runs on the side with fewer channels; both orders give the same output.
+    """
+    if proj.kernel_size != (1, 1) or proj.groups != 1:
+        raise ValueError(f"project_reassemble needs a 1x1 conv with groups=1, got {proj}")
+    if proj.out_channels < proj.in_channels:
+        y = carafe_reassemble(F.conv2d(x, proj.weight), kernels, k_up, scale)
+    else:
+        y = F.conv2d(carafe_reassemble(x, kernels, k_up, scale), proj.weight)
+    return y if proj.bias is None else y + proj.bias.view(1, -1, 1, 1).to(y.dtype)
+
+
 class CARAFE(Upsampler):
     """Content-Aware ReAssembly of FEatures (Wang et al., ICCV 2019), then a 1x1 conv to out_channels.
 
@@ -35,7 +53,8 @@ class CARAFE(Upsampler):
     CARAFEPack: xavier-uniform compressor, content encoder N(0, 0.001), so the kernels start near-uniform.
 
     Reassembly is linear and its kernels are shared across channels, so it commutes with the 1x1 conv's
-    weight (the bias is added after); when the conv shrinks channels it runs first, on fewer channels.
+    weight; :func:`project_reassemble` runs the conv on the side with fewer channels and adds its bias after
+    the reassembly (a zero-padded reassembly would fade a bias added before it at the border).
     """
 
     def __init__(
@@ -71,14 +90,7 @@ class CARAFE(Upsampler):
         return mask.float().softmax(dim=1)
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        kernels = self.kernels(x).to(x.dtype)
-        if self.out_channels < self.in_channels:
-            # The bias is added after: reassembly reads zeros outside the input, where W x + b would read b.
-            y = carafe_reassemble(F.conv2d(x, self.proj.weight), kernels, self.k_up, self.scale)
-            y = y + self.proj.bias.view(1, -1, 1, 1)
-        else:
-            y = self.proj(carafe_reassemble(x, kernels, self.k_up, self.scale))
-        return y
+        return project_reassemble(x, self.proj, self.kernels(x).to(x.dtype), self.k_up, self.scale)
 
     def extra_repr(self) -> str:
         return (f"k_up={self.k_up}, k_enc={self.k_enc}, compressed_channels={self.compressed_channels}, "

@@ -13,20 +13,23 @@ from torch import nn
 
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler, odd_size
-from upsample_zoo.upsamplers.carafe import carafe_reassemble
+from upsample_zoo.upsamplers.carafe import project_reassemble
 
 
 class FADE(Upsampler):
     """Guided: ``forward(x, output_size, guide)``, ``guide`` = the encoder (skip) feature at the output size.
 
     - Value: the decoder feature at the output width, ``proj(x)`` (1x1 conv; the official module needs equal
-      widths, the U-Net's decoder is twice its skip's).
+      widths, the U-Net's decoder is twice its skip's), reassembled by
+      :func:`~upsample_zoo.upsamplers.carafe.project_reassemble`: the conv's bias is added after the
+      zero-padded reassembly, so it is not faded at the border (added before, a corner pixel kept only the
+      bias times the kernel mass inside the image).
     - Kernels (semi-shift conv): one shared k_enc x k_enc ``content`` conv runs on the compressed guide at high
       resolution and on the compressed decoder feature at low resolution; the latter is nearest-upsampled and
       added (so the conv's bias counts twice, as in the official code). Softmax over the k_up^2 weights, in
       float32 (as :class:`CARAFE`'s).
     - Gate: ``sigmoid(nearest(1x1(x)))``, one channel from the decoder feature;
-      ``out = gate * guide + (1 - gate) * reassemble(proj(x))`` (official order: gate 1 = the encoder feature).
+      ``out = gate * guide + (1 - gate) * (reassemble(W x) + b)`` (official order: gate 1 = the encoder feature).
     - ``lite=True``: FADE-Lite: the compressors map straight to k_up^2 channels and the content conv is
       depthwise (groups = k_up^2).
     - Init as the official code: xavier-uniform, zero bias (the width conv keeps PyTorch's default).
@@ -68,7 +71,7 @@ class FADE(Upsampler):
         return torch.sigmoid(self._nearest(self.gate(x)))
 
     def upsample(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        decoder = carafe_reassemble(self.proj(x), self.kernels(x, guide).to(x.dtype), self.k_up, self.scale)
+        decoder = project_reassemble(x, self.proj, self.kernels(x, guide).to(x.dtype), self.k_up, self.scale)
         gate = self.gate_map(x)
         return gate * guide + (1 - gate) * decoder
 
