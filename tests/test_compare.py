@@ -427,3 +427,17 @@ def test_a_corrupt_results_json_is_filed_under_its_operator_and_an_unknown_schem
     with caplog.at_level("WARNING", logger="upsample_zoo"):
         load_runs([future])
     assert any("results.json schema 2, this report reads schema 1" in r.getMessage() for r in caplog.records)
+
+
+def test_a_metric_with_nan_values_shows_its_own_n(tmp_path):
+    """An ok run whose checkerboard score is NaN (a collapsed generator) is left out of that metric's mean while
+    "n ok" counts the run: the cell says on how many runs it stands."""
+    root = tmp_path / "sweep"
+    for s, db in enumerate([1.0, float("nan"), 3.0]):
+        write_run(root, f"tconv_s{s}", upsampler="tconv", seed=s, metrics={"test/miou": 0.5, "test/checkerboard_db": db})
+    md = compare([root], out=tmp_path / "out", baseline=None)["md"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| tconv |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3"  # n ok
+    assert f"2.000 ± {np.std([1.0, 3.0], ddof=1):.3f} (n=2)" in cells  # mean and std of the two finite values
+    assert "0.5000 ± 0.0000" in cells  # a complete metric: no n

@@ -121,7 +121,10 @@ def summary_header(section: Section) -> list[str]:
 
 def _mean_cell(cmp: Comparison, section: Section, g: Group, metric: str) -> Cell:
     row = cmp.row(section, g.upsampler, metric)
-    return Cell(fmt_mean_std(row), row["mean"] if row else None)
+    text = fmt_mean_std(row)
+    if row and 0 < row["n_ok"] < g.n_ok:  # a NaN value of an ok run is left out of this metric only: say so
+        text += f" (n={row['n_ok']})"
+    return Cell(text, row["mean"] if row else None)
 
 
 def reference_cells(section: Section, decimals: dict[str, int]) -> list[Cell]:
