@@ -434,3 +434,17 @@ def test_floor_images_are_checked_like_the_others(tmp_path):
     assert [f.name for f in floor.files] == [f.name for f in clean.files if f != bad]  # all that is left
     assert all(floor.load_uint8(i).shape == (3, 32, 32) for i in range(len(floor)))
     assert dm.describe()["num_skipped"] == 1 and bad.name in dm.describe()["skipped_corrupt"][0]
+
+
+def test_a_file_where_the_root_folder_should_be_says_so(tmp_path):
+    """It used to say "does not exist", which sends the user looking for a missing path."""
+    from upsample_zoo.data.voc import open_voc
+
+    f = tmp_path / "images.tar"
+    f.write_text("an archive, not unpacked")
+    with pytest.raises(DataError, match=r"^image folder data.root=.*images.tar is a file, not a folder; [^\n]*$"):
+        ImageFolderDataModule(str(f), num_workers=0).setup()
+    with pytest.raises(DataError, match=r"^data.root=.*images.tar is a file, not a folder; [^\n]*data=voc_synthetic"):
+        open_voc(f, "train", download=False)
+    with pytest.raises(DataError, match="does not exist"):  # a missing path still says that
+        ImageFolderDataModule(str(tmp_path / "nope"), num_workers=0).setup()

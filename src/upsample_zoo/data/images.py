@@ -200,7 +200,8 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
         root = Path(self.root)
         hint = NO_IMAGES_HINT
         if not root.is_dir():
-            raise DataError(f"image folder data.root={root} does not exist; {hint}")
+            what = "is a file, not a folder" if root.exists() else "does not exist"
+            raise DataError(f"image folder data.root={root} {what}; {hint}")
         train = _subdir(root, self.train_subdir, "train", absent=root)  # no train/: the root holds the images
         test = _subdir(root, self.test_subdir, "test", absent=None)  # no test/: split off the train images
         for key, folder in (("train_subdir", train), ("test_subdir", test)):

@@ -30,6 +30,9 @@ def open_voc(root: str | Path, image_set: str, download: bool, year: str = "2012
     """torchvision's VOCSegmentation for the file lists (and the download), with one-line errors."""
     voc_root = Path(root) / "VOCdevkit" / f"VOC{year}"
     offline = "or use the embedded offline set with data=voc_synthetic"
+    if Path(root).exists() and not Path(root).is_dir():
+        raise DataError(f"data.root={root} is a file, not a folder; point data.root at the folder holding "
+                        f"VOCdevkit/, {offline}")
     if not voc_root.is_dir():
         if not download:
             raise DataError(
