@@ -434,7 +434,8 @@ def test_a_metric_with_nan_values_shows_its_own_n(tmp_path):
     "n ok" counts the run: the cell says on how many runs it stands."""
     root = tmp_path / "sweep"
     for s, db in enumerate([1.0, float("nan"), 3.0]):
-        write_run(root, f"tconv_s{s}", upsampler="tconv", seed=s, metrics={"test/miou": 0.5, "test/checkerboard_db": db})
+        write_run(root, f"tconv_s{s}", upsampler="tconv", seed=s,
+                  metrics={"test/miou": 0.5, "test/checkerboard_db": db})
     md = compare([root], out=tmp_path / "out", baseline=None)["md"].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| tconv |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
