@@ -82,3 +82,26 @@ def test_a_sweep_folder_held_by_a_live_sweep_is_refused_and_a_dead_holder_is_tak
         SweepLock().on_multirun_start(_sweep_cfg(sweep))
     lock.on_multirun_end(_sweep_cfg(sweep))
     SweepLock().on_multirun_start(_sweep_cfg(sweep))  # released at the end: free again
+
+
+@pytest.mark.parametrize("overrides,name", [
+    (["upsampler=custom", "upsampler._target_=a/b"], "'a/b'"),
+    (["upsampler=tconv", "model.stage_upsamplers={last: x/y}"], "'tconv+last:x/y'"),
+])
+def test_a_run_name_with_a_path_separator_is_one_line_before_any_folder(tmp_path, monkeypatch, capsys, overrides,
+                                                                        name):
+    """The run's name is its folder's: 'a/b' used to nest the run dir (runs/<time>_a/b_s0)."""
+    from upsample_zoo.errors import ConfigError
+    from upsample_zoo.zoo import upsampler_name
+
+    monkeypatch.setenv("UPSAMPLE_ZOO_ROOT", str(tmp_path / "root"))
+    cfg = compose_train(["debug=smoke", *overrides])
+    HydraConfig.instance().cfg = None
+    with pytest.raises(SystemExit) as e:
+        CheckOutputDir().on_run_start(cfg)
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"upsampler name {name} holds a path separator" in err[0]
+    assert not (tmp_path / "root").exists()
+    with pytest.raises(ConfigError, match="path separator"):
+        upsampler_name("custom", "a\\b")

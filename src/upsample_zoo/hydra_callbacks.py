@@ -12,6 +12,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from upsample_zoo.errors import UpsampleZooError
+
 log = logging.getLogger("upsample_zoo")
 
 
@@ -75,7 +77,28 @@ class CheckOutputDir(Callback):
         # the default run dir names ${hydra:runtime.choices.upsampler}, which resolves only once HydraConfig is
         # set; Hydra sets it from this same config just after the callbacks, so setting it now changes nothing
         HydraConfig.instance().set_config(config)
+        self._check_run_name(config)
         self._check(str(config.hydra.run.dir))
+
+    @staticmethod
+    def _check_run_name(config: DictConfig) -> None:
+        """The run's name is its folder's: a refused name (a path separator in it) is one line, before the
+        resolver inside hydra.run.dir would raise it wrapped in a traceback."""
+        import sys
+
+        from omegaconf import OmegaConf
+
+        from upsample_zoo.zoo import upsampler_name
+
+        try:
+            upsampler_name(str(config.hydra.runtime.choices.get("upsampler")),
+                           str(OmegaConf.select(config, "upsampler._target_", default=None)),
+                           OmegaConf.select(config, "model.stage_upsamplers", default=None))
+        except UpsampleZooError as exc:
+            print(f"upsample-zoo: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        except Exception:  # noqa: BLE001 - anything else is Hydra's to report, as before
+            return
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(str(config.hydra.sweep.dir))

@@ -49,7 +49,11 @@ def upsampler_name(choice: str, target: str, stages: Any = None) -> str:
     elif (config_dir() / "upsampler" / f"{choice}.yaml").is_file() and \
             upsampler_config(choice).get("_target_") != target:
         name = target
-    return stages_label(name, stages)
+    label = stages_label(name, stages)
+    if "/" in label or "\\" in label:
+        raise ConfigError(f"upsampler name {label!r} holds a path separator, and the name is the run's folder: use a "
+                          "zoo name or a dotted class path such as mypkg.MyUp")
+    return label
 
 
 def register_resolvers() -> None:
