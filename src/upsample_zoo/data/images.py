@@ -195,6 +195,7 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
         self.skip_corrupt = skip_corrupt
         self.train_dir: Path | None = None
         self.test_dir: Path | None = None
+        self._floors: dict[int, ImageFileDataset] = {}
 
     def _resolve_dirs(self) -> tuple[Path, Path | None]:
         root = Path(self.root)
@@ -270,9 +271,12 @@ class ImageFolderDataModule(_UnlabelledImageDataModule):
         images: headers checked, or with skip_corrupt every file decoded and a corrupt one skipped (counted in
         ``describe()``) and replaced, so the test-time floor never fails after the whole fit."""
         self.setup()
-        taken = set(self._ref_taken.tolist())
-        rest = [f for i, f in enumerate(self._ref_files) if i not in taken]
-        return ImageFileDataset(self._select(rest, n, seed=self.subset_seed + 1), self.image_size, Path(self.root))
+        if n not in self._floors:  # chosen when the run is built, read again at test time: decode once
+            taken = set(self._ref_taken.tolist())
+            rest = [f for i, f in enumerate(self._ref_files) if i not in taken]
+            self._floors[n] = ImageFileDataset(self._select(rest, n, seed=self.subset_seed + 1), self.image_size,
+                                               Path(self.root))
+        return self._floors[n]
 
     def describe(self) -> dict:
         return {**super().describe(), "train_dir": str(self.train_dir) if self.train_dir else None,

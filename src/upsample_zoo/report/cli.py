@@ -24,9 +24,9 @@ from upsample_zoo.report.stats import ALPHA
 
 
 def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear", out: str | os.PathLike | None = None,
-            alpha: float = ALPHA, use_wandb: bool = False) -> dict[str, Path]:
-    """Read the runs, write comparison.{md,csv,html} into ``out`` (default: the single folder given, else
-    ./comparison) and return their paths."""
+            alpha: float = ALPHA, use_wandb: bool = False, runs: list | None = None) -> dict[str, Path]:
+    """Read the runs (or take ``runs``, already read from ``paths``), write comparison.{md,csv,html} into ``out``
+    (default: the single folder given, else ./comparison) and return their paths."""
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -34,7 +34,7 @@ def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha} is not a significance level: use a value in (0, 1), such as 0.05")
     out = output_dir(paths, out)
-    runs = load_runs(paths)
+    runs = load_runs(paths) if runs is None else runs
     cmp = summarize(runs, baseline=baseline, alpha=alpha, paths=[str(p) for p in paths])
     written = {
         "md": atomic_write_text(out / "comparison.md", render_markdown(cmp)),
@@ -73,14 +73,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     if missing:
         print(f"{prog}: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if not load_runs([Path(p) for p in args.paths]):
+    runs = load_runs([Path(p) for p in args.paths])  # read once: checked here, compared below
+    if not runs:
         print(f"{prog}: error: no results.json under {', '.join(map(str, args.paths))}; give a sweep or run folder "
               "(or results.json files) that training wrote", file=sys.stderr)
         return 1
     out = output_dir([Path(p) for p in args.paths], args.out)
     ensure_writable(prog, out)
     written = write_or_exit(prog, out, lambda: compare(args.paths, baseline=baseline, out=out, alpha=args.alpha,
-                                                       use_wandb=args.wandb))
+                                                       use_wandb=args.wandb, runs=runs))
     md = written["md"].read_text(encoding="utf-8")
     print(md)
     for k in ("md", "csv", "html", "wandb"):
