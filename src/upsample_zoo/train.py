@@ -117,6 +117,9 @@ def build_model(cfg: DictConfig):
     from upsample_zoo.zoo import upsampler_factory, upsampler_name
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if model_cfg.get("encoder") and "UNet" not in str(model_cfg.get("_target_")):
+        raise ConfigError(f"encoder={(_choices().get('encoder'))}: a pretrained encoder is for the U-Net "
+                          "(task=segmentation); the other models have their own")
     compile_model = bool(model_cfg.pop("compile", False))
     try:
         factory = instantiate(cfg.upsampler)
@@ -197,6 +200,8 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     model = build_model(cfg)
     check_model_upsamplers(model, _upsampler_name(cfg, _choices()))
     datamodule = instantiate(cfg.data)
+    if getattr(getattr(model, "encoder", None), "cache", False) and hasattr(datamodule, "use_encoder_cache"):
+        datamodule.use_encoder_cache(model.encoder, cfg.paths.cache_dir)  # a frozen encoder runs once per image
     data_classes = getattr(datamodule, "num_classes", None)
     model_classes = getattr(model, "num_classes", None)
     if data_classes is not None and model_classes is not None and data_classes != model_classes:
@@ -220,6 +225,7 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
 
 def fit_and_test(cfg: DictConfig, parts: dict[str, Any], ckpt_path: str | None = None) -> dict[str, Any]:
     """Fit (from ``ckpt_path`` if given, else ``cfg.ckpt_path``), then test the final weights."""
+    from upsample_zoo.models.encoders import parameter_counts
     from upsample_zoo.upsamplers import upsampler_parameters
 
     trainer, task, dm, model = parts["trainer"], parts["task"], parts["datamodule"], parts["model"]
@@ -235,6 +241,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], ckpt_path: str | None =
     cost = {
         "params_total": sum(p.numel() for p in model.parameters()),
         "params_upsamplers": upsampler_parameters(model),
+        "params": parameter_counts(model),  # encoder / decoder / upsamplers, trainable and frozen
         # DDP ranks step in lockstep (the gradient all-reduce), each on its own batches: all ranks together
         "train_img_per_s": round(ips * trainer.world_size, 3) if ips is not None else None,
         "fit_s": round(fit_s, 3),
@@ -319,6 +326,7 @@ def train_and_test(cfg: DictConfig, results: dict[str, Any], ckpt_path: str | No
     # under DDP the tasks' test/ and val/ values (val/loss aside) come from torchmetrics states, which
     # compute() sums over ranks: Lightning's advice to add sync_dist=True does not apply to them
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(test/|val/(?!loss))")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # a frozen encoder, by design
     # CPU results are bit-identical only at the same thread count: it sets the float summation order
     results["torch_threads"] = torch.get_num_threads()
     results["config"] = OmegaConf.to_container(cfg, resolve=True)

@@ -24,6 +24,9 @@ from upsample_zoo.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 VALID_LABELS = frozenset(range(len(VOC_CLASSES))) | {VOID}
+# random_resized_crop: scale + crop + flip (the default); grid_crop: crops on the encoder's grid, exact in a
+# frozen encoder's feature space (data/encoded.py)
+AUGMENTS = ("random_resized_crop", "grid_crop")
 
 
 def open_voc(root: str | Path, image_set: str, download: bool, year: str = "2012") -> VOCSegmentation:
@@ -194,8 +197,15 @@ class VOCDataModule(L.LightningDataModule):
         skip_corrupt: bool = False,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        augment: str = "random_resized_crop",
+        grid: int = 32,
     ) -> None:
         super().__init__()
+        if augment not in AUGMENTS:
+            raise ConfigError(f"data.augment={augment} is not one of {', '.join(AUGMENTS)}")
+        if augment == "grid_crop" and (grid <= 0 or crop_size % grid):
+            raise ConfigError(f"data.crop_size={crop_size} must be a multiple of data.grid={grid} with "
+                              "data.augment=grid_crop (the crop's window of each feature map must be whole)")
         if crop_size <= 0 or batch_size <= 0 or val_batch_size <= 0:
             raise ConfigError(
                 f"data.crop_size={crop_size}, data.batch_size={batch_size}, data.val_batch_size={val_batch_size} "
@@ -222,8 +232,22 @@ class VOCDataModule(L.LightningDataModule):
         # Non-persistent workers are reseeded every epoch (EpochSeed), which makes resume exact;
         # persistent ones save a process start per epoch (worth it on a GPU: trainer=gpu).
         self.persistent_workers = persistent_workers
+        self.augment, self.grid = augment, int(grid)
+        self.feature_cache = None  # a frozen encoder's FeatureCache (use_encoder_cache)
+        self.skipped: list[str] = []
+        self.encoder_passes = 0  # images the encoder ran on to fill the cache, in this run
         self.train_set: VOCSegDataset | None = None
         self.val_set: VOCSegDataset | None = None
+
+    def use_encoder_cache(self, encoder, cache_dir: str) -> None:
+        """Train and evaluate on the cached features of a frozen ``encoder`` (data/encoded.py)."""
+        from upsample_zoo.data.encoded import FeatureCache
+
+        if self.augment != "grid_crop":
+            raise ConfigError(f"data.augment={self.augment} is not exact in a cached encoder's feature space; "
+                              "use data.augment=grid_crop, or encoder.cache=false to run the encoder every step")
+        self.feature_cache = FeatureCache(encoder, cache_dir)
+        self.encoder_strides = list(encoder.strides)
 
     @property
     def num_classes(self) -> int:
@@ -236,8 +260,9 @@ class VOCDataModule(L.LightningDataModule):
             "num_train": len(self.train_set) if self.train_set else None,
             "num_val": len(self.val_set) if self.val_set else None,
             "max_train": self.max_train, "max_val": self.max_val, "classes": self.class_names,
-            "skipped_corrupt": (self.train_set.skipped if self.train_set else [])
-            + (self.val_set.skipped if self.val_set else []),
+            "skipped_corrupt": self.skipped, "augment": self.augment,
+            **({"feature_cache": {"dir": str(self.feature_cache.dir), "size_bytes": self.feature_cache.size_bytes(),
+                                  "encoder_passes": self.encoder_passes}} if self.feature_cache else {}),
         }
 
     def prepare_data(self) -> None:
@@ -248,12 +273,24 @@ class VOCDataModule(L.LightningDataModule):
             return
         train_voc = open_voc(self.root, self.train_split, False, self.year)
         val_voc = open_voc(self.root, self.val_split, False, self.year)
-        self.train_set = VOCSegDataset(train_voc, self.lut, train_transform(self.crop_size, self.scale),
-                                       self.max_train, self.skip_corrupt)
-        self.val_set = VOCSegDataset(val_voc, self.lut, eval_transform(), self.max_val, self.skip_corrupt)
+        train = VOCSegDataset(train_voc, self.lut, train_transform(self.crop_size, self.scale), self.max_train,
+                              self.skip_corrupt)
+        val = VOCSegDataset(val_voc, self.lut, eval_transform(), self.max_val, self.skip_corrupt)
+        self.skipped = train.skipped + val.skipped
+        if self.augment == "grid_crop":
+            from upsample_zoo.data.encoded import GridCropDataset
+
+            cache, strides = self.feature_cache, getattr(self, "encoder_strides", None)
+            if cache is not None:
+                self.encoder_passes += cache.ensure(train.pairs + val.pairs, eval_transform())
+            train = GridCropDataset(train.pairs, self.lut, eval_transform(), self.crop_size, self.grid, cache, strides)
+            val = GridCropDataset(val.pairs, self.lut, eval_transform(), None, self.grid, cache, strides)
+        self.train_set, self.val_set = train, val
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return make_loader(ds, self, batch_size, train=shuffle, collate_fn=pad_collate,
+        from upsample_zoo.data.encoded import encoded_collate
+
+        return make_loader(ds, self, batch_size, train=shuffle, collate_fn=encoded_collate,
                            drop_last=shuffle and len(ds) > batch_size)
 
     def train_dataloader(self) -> DataLoader:

@@ -129,16 +129,9 @@ def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLi
     if fast:
         speed_up_inception(metric.inception)
 
-    def drop(module, state_dict, prefix, local_metadata):
-        for k in [k for k in state_dict if k.startswith(prefix)]:
-            del state_dict[k]
+    from upsample_zoo.models.encoders import exclude_from_checkpoints
 
-    def fill(module, state_dict, prefix, *args):
-        for k, v in [*module.named_parameters(), *module.named_buffers()]:
-            state_dict.setdefault(prefix + k, v)
-
-    metric.inception.register_state_dict_post_hook(drop)
-    metric.inception.register_load_state_dict_pre_hook(fill)
+    exclude_from_checkpoints(metric.inception)
     return metric.to(device)
 
 

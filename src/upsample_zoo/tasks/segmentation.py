@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.constants import VOID
+from upsample_zoo.data.encoded import crop_features
 from upsample_zoo.errors import DivergenceError
 from upsample_zoo.figures import log_image, save_grid_error_figure, save_prediction_grid, save_spectrum_figure
 from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
@@ -54,17 +55,18 @@ class SegmentationTask(L.LightningModule):
         self.test_boundary_iou = BoundaryIoU(num_classes, ignore_index=ignore_index)
         self.test_grid_error = GridErrorMap(stride=getattr(model, "total_stride", 2), ignore_index=ignore_index)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, features: list[torch.Tensor] | None = None) -> torch.Tensor:
+        # features: a frozen encoder's cached maps (data/encoded.py); only such a model is ever given them
+        return self.model(x) if features is None else self.model(x, features=features)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The training loss of one batch, (images, masks, sizes) from pad_collate or a plain (images, masks):
-        what training_step minimises, and what a plain PyTorch loop (the bench's baseline) calls."""
-        x, y, *_ = batch
-        return self._loss(self(x), y)
+        """The training loss of one batch, (images, masks, sizes[, features]) from encoded_collate or a plain
+        (images, masks): what training_step minimises, and what a plain PyTorch loop (the bench's baseline) calls."""
+        x, y, *rest = batch
+        return self._loss(self(x, rest[1] if len(rest) > 1 else None), y)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x = batch[0]
@@ -77,15 +79,18 @@ class SegmentationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         return loss
 
-    def eval_logits(self, x: torch.Tensor, sizes: torch.Tensor | None) -> list[torch.Tensor]:
+    def eval_logits(self, x: torch.Tensor, sizes: torch.Tensor | None,
+                    features: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Each image's logits, (C, h, w), from its own forward at its true size.
 
         A padded batch would let the network see the other images' padding (a convolution reads across the
         bottom/right edge), and an odd-sized image would take the padded size's path through the decoder:
         its prediction would depend on what it was batched with. A batch of equal sizes is one forward."""
         if sizes is None or bool((sizes == torch.tensor(x.shape[-2:], device=sizes.device)).all()):
-            return list(self(x))
-        return [self(x[i : i + 1, :, :h, :w])[0] for i, (h, w) in enumerate(sizes.tolist())]
+            return list(self(x, features))
+        own = (lambda i, h, w: crop_features(features, i, h, w, self.model.encoder.strides)) if features else (
+            lambda i, h, w: None)
+        return [self(x[i : i + 1, :, :h, :w], own(i, h, w))[0] for i, (h, w) in enumerate(sizes.tolist())]
 
     @staticmethod
     def _padded(logits: list[torch.Tensor], size: torch.Size) -> torch.Tensor:
@@ -94,7 +99,7 @@ class SegmentationTask(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         x, y, *rest = batch
-        logits = self._padded(self.eval_logits(x, rest[0] if rest else None), y.shape)
+        logits = self._padded(self.eval_logits(x, *rest), y.shape)
         self.log("val/loss", self._loss(logits, y), on_epoch=True, batch_size=x.shape[0])
         self.val_cm.update(logits.argmax(1), y)
 
@@ -107,7 +112,7 @@ class SegmentationTask(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         x, y, *rest = batch
         sizes = rest[0] if rest else None  # each image's true (h, w) inside the padded batch
-        per_image = self.eval_logits(x, sizes)
+        per_image = self.eval_logits(x, *rest)
         logits = self._padded(per_image, y.shape)
         pred = logits.argmax(1)
         self.test_cm.update(pred, y)
@@ -197,7 +202,8 @@ class SegmentationTask(L.LightningModule):
         }
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory(params=self.parameters())
+        # a frozen encoder's parameters are not the optimizer's (nor its weight decay's)
+        opt = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return opt
         sched = self.scheduler_factory(optimizer=opt)

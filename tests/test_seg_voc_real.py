@@ -1,0 +1,58 @@
+"""The encoder config group and the real-VOC experiments: what they compose to, and that they run."""
+
+from __future__ import annotations
+
+import pytest
+
+from upsample_zoo.data.synthetic import build_voc_synthetic
+from upsample_zoo.errors import ConfigError
+from upsample_zoo.sweep_resume import config_hash
+from upsample_zoo.train import build_model
+from upsample_zoo.upsamplers.base import accepts_guide
+from upsample_zoo.zoo import create_upsampler
+
+from .helpers.cli import compose_cfg, compose_train, run_in_process
+
+
+def _resolved(overrides, tmp_path):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(compose_cfg(overrides, tmp_path), resolve=True)
+
+
+def test_scratch_is_the_default_and_sets_nothing(zoo_root, tmp_path):
+    """encoder=scratch adds no key: every earlier run's config, and so its config hash, stays the same."""
+    default, explicit = _resolved([], tmp_path), _resolved(["encoder=scratch"], tmp_path)
+    assert "encoder" not in default["model"] and "augment" not in default["data"]
+    assert config_hash(default) == config_hash(explicit)
+    assert config_hash(default) != config_hash(_resolved(["encoder=inception_v3"], tmp_path))
+
+
+def test_seg_voc_cpu_gives_every_operator_the_same_budget(zoo_root):
+    cfg = compose_train(["experiment=seg_voc_cpu"])
+    ops = str(cfg.hydra.sweeper.params.upsampler).split(",")
+    assert len(ops) >= 12 and sum(accepts_guide(create_upsampler(o, 8, 8)) for o in ops) >= 2
+    assert str(cfg.hydra.sweeper.params.seed).split(",") == ["0", "1", "2"]
+    assert cfg.model.encoder.freeze and cfg.data.augment == "grid_crop" and cfg.data.crop_size % cfg.data.grid == 0
+    assert cfg.data.max_train is None and cfg.data.max_val is None  # every image of both splits
+
+
+def test_an_encoder_is_refused_outside_the_unet(zoo_root, tmp_path):
+    cfg = compose_cfg(["task=gan", "encoder=inception_v3"], tmp_path)
+    with pytest.raises(ConfigError, match="encoder=inception_v3: a pretrained encoder is for the U-Net"):
+        build_model(cfg)
+
+
+@pytest.mark.slow
+def test_seg_voc_gpu_runs_with_debug_smoke_on_cpu(zoo_root, tmp_path):
+    """The GPU experiment's config, on CPU: ResNet-50 (random weights: no network here), VOC layout. (The
+    experiment is composed after debug=smoke, so its budget is overridden here.)"""
+    root = build_voc_synthetic(tmp_path / "voc", num_train=4, num_val=2)
+    results = run_in_process(["experiment=seg_voc_gpu", "debug=smoke", "trainer=cpu", "encoder.weights=null",
+                              "encoder.freeze=true", f"data.root={root}", "data.num_workers=0",
+                              "trainer.max_epochs=1", "data.batch_size=2"], tmp_path / "run")
+    assert results["status"] == "ok", results.get("error")
+    assert results["config"]["model"]["encoder"]["arch"] == "resnet50"
+    assert results["cost"]["params"]["encoder"]["frozen"] == 23_508_032  # torchvision ResNet-50 minus its fc
+    assert results["dataset"]["feature_cache"]["encoder_passes"] == 6
+    assert {"test/miou", "test/boundary_iou"} <= set(results["metrics"])
