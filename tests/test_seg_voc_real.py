@@ -56,3 +56,19 @@ def test_seg_voc_gpu_runs_with_debug_smoke_on_cpu(zoo_root, tmp_path):
     assert results["cost"]["params"]["encoder"]["frozen"] == 23_508_032  # torchvision ResNet-50 minus its fc
     assert results["dataset"]["feature_cache"]["encoder_passes"] == 6
     assert {"test/miou", "test/boundary_iou"} <= set(results["metrics"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,line", [
+    (["encoder=inception_v3", "encoder.weights=/no/such/weights.pt"],
+     "encoder=inception_v3: weights file /no/such/weights.pt does not exist"),
+    (["task=gan", "encoder=inception_v3"], "encoder=inception_v3: a pretrained encoder is for the U-Net"),
+])
+def test_encoder_misconfigurations_are_one_line_before_any_data(zoo_root, tmp_path, args, line):
+    from .helpers.cli import run_cli
+
+    proc = run_cli([*args, "debug=smoke", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"],
+                   zoo_root, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"upsample-zoo: error: {line}" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "data").exists()  # refused at build time, before any data
