@@ -79,7 +79,8 @@ def test_paired_tests_match_independent_computation():
 def test_report_stats_and_files(tree, tmp_path):
     out = tmp_path / "report"
     written = compare([tree], baseline="bilinear", out=out)
-    assert {p.name for p in written.values()} == {"comparison.md", "comparison.csv", "comparison.html"}
+    assert {p.name for p in written.values()} == {"comparison.md", "comparison.csv", "comparison.html",
+                                                  "predictions_by_upsampler.png"}  # the tree's runs drew grids
     rows = list(csv.DictReader((out / "comparison.csv").open()))
     # one row per group x metric: 3 groups x (3 metrics + 4 cost entries)
     assert len(rows) == 3 * 7

@@ -72,3 +72,29 @@ def test_encoder_misconfigurations_are_one_line_before_any_data(zoo_root, tmp_pa
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"upsample-zoo: error: {line}" in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "data").exists()  # refused at build time, before any data
+
+
+def _solid_png(path, rgb) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (60, 40), rgb).save(path)
+
+
+def test_compare_stacks_each_operators_first_ok_prediction_grid(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from upsample_zoo.report import compare
+
+    from .helpers.runs import write_run
+
+    colours = {("bilinear", 0, "ok"): (250, 0, 0), ("bilinear", 1, "ok"): (0, 0, 250),
+               ("fade", 0, "failed"): (0, 250, 250), ("fade", 2, "ok"): (0, 250, 0)}
+    for (op, seed, status), rgb in colours.items():
+        d = write_run(tmp_path / "sweep", f"{op}_{seed}", upsampler=op, seed=seed, status=status,
+                      metrics={"test/miou": 0.5} if status == "ok" else {})
+        _solid_png(d / "predictions.png", rgb)
+    written = compare([tmp_path / "sweep"])
+    pixels = {tuple(p) for p in np.asarray(Image.open(written["predictions"]).convert("RGB")).reshape(-1, 3)}
+    assert (250, 0, 0) in pixels and (0, 250, 0) in pixels  # bilinear seed 0, fade's first ok seed (2)
+    assert (0, 0, 250) not in pixels and (0, 250, 250) not in pixels  # a later seed, a failed run

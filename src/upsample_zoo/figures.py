@@ -123,3 +123,17 @@ def save_grid_error_figure(rates: Tensor, path: str | Path, contrast: float | No
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="error rate")
     return save_figure(fig, path)
+
+
+def save_montage(panels: Sequence[tuple[str, Path]], path: str | Path) -> Path:
+    """One labelled row per (label, PNG file), stacked: e.g. every operator's prediction grid of one seed."""
+    from PIL import Image
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.6 * len(panels)), squeeze=False)
+    for ax, (label, png) in zip(axes[:, 0], panels):
+        with Image.open(png) as im:
+            ax.imshow(np.asarray(im.convert("RGB")))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=10)
+    return save_figure(fig, path)

@@ -41,9 +41,28 @@ def compare(paths: Sequence[str | os.PathLike], baseline: str | None = "bilinear
         "csv": atomic_write_text(out / "comparison.csv", render_csv(cmp)),
         "html": atomic_write_bytes(out / "comparison.html", render_html(cmp).encode("utf-8")),
     }
+    montage = prediction_montage(runs, out / "predictions_by_upsampler.png")
+    if montage is not None:
+        written["predictions"] = montage
     if use_wandb:
         written["wandb"] = log_wandb(cmp, out)
     return written
+
+
+def prediction_montage(runs: list, path: Path) -> Path | None:
+    """The prediction grid (predictions.png) of each operator's lowest ok seed, one row per (task, data,
+    variant, upsampler), in one PNG; None when no run drew one. Every row shows the same val images."""
+    from upsample_zoo.figures import save_montage
+
+    first: dict[tuple, object] = {}
+    for r in sorted((r for r in runs if r.ok and (r.run_dir / "predictions.png").is_file()),
+                    key=lambda r: (r.seed if r.seed is not None else -1, str(r.run_dir))):
+        first.setdefault((r.task, r.data, r.variant, r.upsampler), r)
+    if not first:
+        return None
+    panels = [(f"{k[3]}{f' · {k[2]}' if k[2] else ''} · seed {r.seed}", r.run_dir / "predictions.png")
+              for k, r in sorted(first.items())]
+    return save_montage(panels, path)
 
 
 def output_dir(paths: Sequence[Path], out: str | os.PathLike | None) -> Path:
@@ -84,7 +103,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                                                        use_wandb=args.wandb, runs=runs))
     md = written["md"].read_text(encoding="utf-8")
     print(md)
-    for k in ("md", "csv", "html", "wandb"):
+    for k in ("md", "csv", "html", "predictions", "wandb"):
         if k in written:
             print(f"wrote {written[k]}", file=sys.stderr)
     return 0
