@@ -1,14 +1,16 @@
-"""Session fixtures: a throw-away project root and the one real smoke sweep. Plain helpers live in
-tests/helpers/ and are imported from there; no test module imports another."""
+"""Session fixtures: a throw-away project root, the one real smoke sweep and the shared in-process smoke runs.
+Plain helpers live in tests/helpers/ and are imported from there; no test module imports another."""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from .helpers.cli import run_cli
+from .helpers.cli import run_cli, run_in_process
 from .helpers.runs import EVIL_TAG
 from .helpers.zoo import SMOKE_UPSAMPLERS
 
@@ -31,3 +33,21 @@ def smoke_sweep(zoo_root, tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "comparison written to" in proc.stdout
     return sweep
+
+
+@pytest.fixture(scope="session")
+def smoke_run(zoo_root, tmp_path_factory) -> Callable[[Sequence[str]], tuple[Path, dict]]:
+    """``smoke_run(overrides)`` -> (run dir, results.json): one in-process run (helpers.cli.run_in_process) per
+    distinct override list for the whole session, so the tests that check the same run share it (the GAN and
+    segmentation smoke run of each operator: its own checks, the real-vs-real floor, the same-seed rerun, the
+    atomic checkpoint write). Read-only for the tests."""
+    runs: dict[tuple[str, ...], tuple[Path, dict]] = {}
+
+    def get(overrides: Sequence[str]) -> tuple[Path, dict]:
+        key = tuple(overrides)
+        if key not in runs:
+            out = tmp_path_factory.mktemp(re.sub(r"[^\w.-]+", "_", "_".join(key))[:60])
+            runs[key] = (out, run_in_process(list(key), out))
+        return runs[key]
+
+    return get

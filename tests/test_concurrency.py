@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .helpers.cli import REPO
+from .helpers.cli import REPO, run_cli
 
 pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
@@ -17,11 +17,8 @@ pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: 
 def test_two_jobs_at_once_build_shared_caches_once(tmp_path):
     root = tmp_path / "root"  # a fresh root: nothing generated or cached yet
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(root)}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-         "task=gan", "debug=smoke", "seed=0,1", f"hydra.sweep.dir={sweep}", "hydra.callbacks.compare.enabled=false"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "task=gan", "debug=smoke", "seed=0,1",
+                    f"hydra.sweep.dir={sweep}", "hydra.callbacks.compare.enabled=false"], root, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sweep.rglob("results.json")]
     assert len(results) == 2 and all(r["status"] == "ok" for r in results), [r.get("error") for r in results]
@@ -53,8 +50,7 @@ def test_a_second_sweep_into_a_live_sweep_folder_is_refused(tmp_path):
         while not (sweep / ".sweep.lock").is_file() or not (sweep / ".sweep.lock").read_text():
             assert first.poll() is None and time.monotonic() < deadline, "the first sweep never took the folder"
             time.sleep(0.2)
-        second = subprocess.run([*cmd, "resume=true"], cwd=REPO, env=env, capture_output=True, text=True,
-                                timeout=120)
+        second = run_cli([*cmd[2:], "resume=true"], tmp_path / "root", timeout=120)
         assert first.poll() is None, "the first sweep ended before the second one was tried"
         assert second.returncode == 1
         lines = [ln for ln in second.stderr.splitlines() if ln.strip()]

@@ -139,7 +139,8 @@ def test_frozen_encoder_stays_in_eval_out_of_the_optimizer_and_out_of_checkpoint
     bn = enc.stem[1].running_mean.clone()
     model(torch.randn(2, 3, 64, 64)).mean().backward()
     assert all(p.grad is None for p in enc.parameters())
-    assert torch.equal(bn, enc.stem[1].running_mean) and all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+    assert torch.equal(bn, enc.stem[1].running_mean)
+    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
 
 
 def test_unfrozen_encoder_trains():

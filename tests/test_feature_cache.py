@@ -55,8 +55,10 @@ def test_other_weights_get_their_own_entry(pairs, tmp_path):
 def test_concurrent_jobs_compute_each_image_once(pairs, tmp_path):
     encoders = [_encoder(), _encoder()]
     done = []
-    threads = [threading.Thread(target=lambda e=e: done.append(FeatureCache(e, tmp_path).ensure(pairs, eval_transform())))
-               for e in encoders]
+    def job(e):
+        done.append(FeatureCache(e, tmp_path).ensure(pairs, eval_transform()))
+
+    threads = [threading.Thread(target=job, args=(e,)) for e in encoders]
     for t in threads:
         t.start()
     for t in threads:

@@ -476,3 +476,20 @@ def test_to_uint8():
 def test_compute_fid_rejects_non_uint8():
     with pytest.raises(ConfigError, match="uint8"):
         fid.compute_fid(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8))
+
+
+def test_real_features_are_cached_and_an_entry_without_them_is_rebuilt(tmp_path):
+    """KID and precision/recall read the real features from the cache: the stored rows are the real images'
+    features, in order; an entry in the old layout (mean and covariance only) at the same key is recomputed."""
+    calls = []
+    stats = fid.load_or_compute_real_stats(tiny_metric(), tmp_path, PARTS, pixel_batches(0, calls=calls))
+    real = torch.cat(list(pixel_batches(0)()))[:25].flatten(1).double().numpy()
+    np.testing.assert_array_equal(stats.features, real.astype(np.float32))
+    with np.load(stats.path) as z:  # rewrite it as a format-1 entry: the same key, no features
+        old = {k: z[k] for k in ("mu", "sigma", "n", "key")}
+    np.savez(stats.path.with_suffix(".tmp.npz"), **old)
+    stats.path.with_suffix(".tmp.npz").replace(stats.path)
+    rebuilt = fid.load_or_compute_real_stats(tiny_metric(), tmp_path, PARTS, pixel_batches(0, calls=calls))
+    assert not rebuilt.cached and len(calls) == 2
+    np.testing.assert_array_equal(rebuilt.features, real.astype(np.float32))
+    assert fid.load_or_compute_real_stats(tiny_metric(), tmp_path, PARTS, pixel_batches(0, calls=calls)).cached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -32,33 +33,37 @@ def test_dcgan_shapes_for_every_upsampler(zoo_root, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", UNGUIDED)
-def test_gan_smoke_every_upsampler(zoo_root, tmp_path, name):
-    res = run_in_process([*GAN_SMOKE, f"upsampler={name}"], tmp_path)
+def test_gan_smoke_every_upsampler(smoke_run, name):
+    run_dir, res = smoke_run([*GAN_SMOKE, f"upsampler={name}"])  # shared: the floor and same-seed tests read it too
     assert res["status"] == "ok", res.get("error")
     assert res["task"] == "gan" and res["upsampler"] == name and res["data"] == "cifar_synthetic"
     m = res["metrics"]
     assert math.isfinite(m["test/fid"]) and m["test/fid"] >= 0
     for key in ("test/checkerboard_db", "test/checkerboard_amp", "test/blockiness_db", "test/checkerboard_db_ref",
                 "test/spectral_hf_gap_db", "val/checkerboard_db", "test/spectral_fd_shape",
-                "test/spectral_fd_artifact"):
+                "test/spectral_fd_artifact", "test/kid", "test/kid_real_floor"):
         assert math.isfinite(m[key]), key
+    for key in ("precision", "recall", "density", "coverage"):  # the k-NN metrics, from the FID features
+        assert 0 <= m[f"test/{key}"] <= (math.inf if key == "density" else 1), key
+    assert m["test/kid_se"] > 0 and m["test/kid_se_real_floor"] > 0
     assert "n_real=16, n_fake=16" in res["protocol"]["fid"] and "ref=train" in res["protocol"]["fid"]
     assert "precise BN" in res["protocol"]["samples"]
     for png in ("samples.png", "samples/epoch_000.png", "spectrum_2d.png", "spectrum_azimuthal.png"):
-        assert (tmp_path / png).stat().st_size > 500, png
-    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+        assert (run_dir / png).stat().st_size > 500, png
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
 
 
-def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_root, tmp_path):
+def test_real_floor_is_the_fid_of_other_real_images_by_an_independent_path(zoo_root, smoke_run, tmp_path):
     """test/fid_real_floor: n_fake real images outside the reference set, scored against the reference;
-    recomputed here with compute_fid on the two image sets (no cache, the metric's own compute)."""
+    recomputed here with compute_fid on the two image sets (no cache, the metric's own compute). The run is
+    the GAN smoke run of nearest (test_gan_smoke_every_upsampler[nearest])."""
     from hydra.utils import instantiate
 
     from upsample_zoo.metrics.fid import compute_fid
     from upsample_zoo.metrics.spectral_fd import spectral_fd
 
     overrides = [*GAN_SMOKE, "upsampler=nearest"]
-    res = run_in_process(overrides, tmp_path)
+    _, res = smoke_run(overrides)
     assert res["status"] == "ok", res.get("error")
     dm = instantiate(compose_cfg(overrides, tmp_path).data)
     ref, floor = dm.reference_images(limit=16), dm.floor_set(16)
@@ -124,19 +129,6 @@ def test_divergence_stops_with_one_line_and_keeps_last_good_checkpoint(zoo_root,
 
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")
-def test_real_cifar10_jpegs_end_to_end_cli(zoo_root, tmp_path):
-    root = tmp_path / "cifar"
-    extract_subset(CIFAR_JPEG, root, {"train": 64, "test": 32})
-    run_dir = tmp_path / "run"
-    proc = run_cli([*GAN_SMOKE, "data=image_folder", f"data.root={root}", "upsampler=resize_conv",
-                    f"hydra.run.dir={run_dir}"], zoo_root)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    res = json.loads((run_dir / "results.json").read_text())
-    assert res["status"] == "ok" and res["data"] == "image_folder"
-    assert res["dataset"]["num_train"] == 64 and math.isfinite(res["metrics"]["test/fid"])
-
-
 GUARD = '''
 import socket
 _connect = socket.socket.connect
@@ -149,17 +141,42 @@ socket.socket.connect = _guarded
 '''
 
 
-def test_gan_run_makes_no_network_call_with_empty_torch_home(zoo_root, tmp_path):
-    """Every non-loopback connect() raises (sitecustomize), TORCH_HOME is empty: the run still works."""
-    (tmp_path / "guard").mkdir()
-    (tmp_path / "guard" / "sitecustomize.py").write_text(GUARD)
-    torch_home = tmp_path / "torch_home"
+@pytest.fixture(scope="module")
+def guarded_cli_run(zoo_root, tmp_path_factory) -> SimpleNamespace:
+    """One GAN run through the real CLI for the two tests below: without network (every non-loopback connect()
+    raises, from a sitecustomize), with an empty TORCH_HOME and a fresh cache (the FID weights are resolved from
+    scratch), on real CIFAR-10 JPEGs (data=image_folder, 64 train and 32 test images streamed out of the shared
+    archive) when the archive is there, else on the default data."""
+    tmp = tmp_path_factory.mktemp("guarded_cli_run")
+    (tmp / "guard").mkdir()
+    (tmp / "guard" / "sitecustomize.py").write_text(GUARD)
+    torch_home = tmp / "torch_home"
     torch_home.mkdir()
-    cache = tmp_path / "fresh_cache"  # force the weights resolution to run from scratch
-    run_dir = tmp_path / "run"
-    env = {"PYTHONPATH": str(tmp_path / "guard"), "TORCH_HOME": str(torch_home)}
-    proc = run_cli([*GAN_SMOKE, "upsampler=tconv", f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"],
+    cache = tmp / "fresh_cache"  # force the weights resolution to run from scratch
+    data = []
+    if CIFAR_JPEG.is_file():
+        extract_subset(CIFAR_JPEG, tmp / "cifar", {"train": 64, "test": 32})
+        data = ["data=image_folder", f"data.root={tmp / 'cifar'}"]
+    run_dir = tmp / "run"
+    env = {"PYTHONPATH": str(tmp / "guard"), "TORCH_HOME": str(torch_home)}
+    proc = run_cli([*GAN_SMOKE, *data, "upsampler=resize_conv", f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}"],
                    zoo_root, env=env)
+    return SimpleNamespace(proc=proc, run_dir=run_dir, torch_home=torch_home, real_cifar=bool(data))
+
+
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")
+def test_real_cifar10_jpegs_end_to_end_cli(guarded_cli_run):
+    proc, run_dir = guarded_cli_run.proc, guarded_cli_run.run_dir
+    assert guarded_cli_run.real_cifar
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "ok" and res["data"] == "image_folder"
+    assert res["dataset"]["num_train"] == 64 and math.isfinite(res["metrics"]["test/fid"])
+
+
+def test_gan_run_makes_no_network_call_with_empty_torch_home(guarded_cli_run):
+    """Every non-loopback connect() raises (sitecustomize), TORCH_HOME is empty: the run still works."""
+    proc, run_dir, torch_home = guarded_cli_run.proc, guarded_cli_run.run_dir, guarded_cli_run.torch_home
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "network access attempted" not in proc.stderr
     res = json.loads((run_dir / "results.json").read_text())
@@ -323,6 +340,13 @@ def test_real_floor_from_a_short_split_is_scored_at_the_n_it_has_and_says_so(tmp
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     want = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
     assert logged["test/fid_real_floor"] == pytest.approx(want, rel=1e-6)
+    # the KID floor (x 10³) from the same stand-in features, by the unbiased MMD² formula in numpy
+    x, y = (f.astype(np.float32).astype(np.float64) for f in (a, b))
+    kxx, kyy, kxy = ((u @ v.T / 3 + 1) ** 3 for u, v in ((x, x), (y, y), (x, y)))
+    mmd2 = ((kxx.sum() - np.trace(kxx)) / (12 * 11) + (kyy.sum() - np.trace(kyy)) / (8 * 7) - 2 * kxy.mean())
+    assert logged["test/kid_real_floor"] == pytest.approx(1e3 * mmd2, rel=1e-6, abs=1e-6 * 1e3 * kxy.mean())
+    assert logged["test/kid_se_real_floor"] > 0
+    assert all(0 <= logged[f"test/{k}_real_floor"] <= 1 for k in ("precision", "recall", "coverage"))
     parts = spectral_fd(ref, real, scale=8)
     assert logged["test/spectral_fd_shape_real_floor"] == pytest.approx(parts["shape"], rel=1e-6)
     assert logged["test/spectral_fd_artifact_real_floor"] == pytest.approx(parts["artifact"], rel=1e-6)

@@ -95,13 +95,14 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(zoo_root, tmp_path):
     assert ckpt["global_step"] > 0 and "state_dict" in ckpt
 
 
-def test_checkpoint_write_is_atomic(zoo_root, tmp_path, monkeypatch):
-    """A crash while writing a new checkpoint leaves the previous last.ckpt intact and loadable."""
+def test_checkpoint_write_is_atomic(smoke_run, monkeypatch):
+    """A crash while writing a new checkpoint leaves the previous last.ckpt intact and loadable. The checkpoint is
+    the one of the segmentation smoke run of bilinear (test_train.py::test_smoke_run_every_upsampler[bilinear])."""
     import fsspec.implementations.local as local
 
-    res = run_in_process(["debug=smoke"], tmp_path)
+    run_dir, res = smoke_run(["upsampler=bilinear", "debug=smoke", "seed=1"])
     assert res["status"] == "ok"
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
 
     from lightning.fabric.utilities.cloud_io import _atomic_save
@@ -120,15 +121,24 @@ def test_checkpoint_write_is_atomic(zoo_root, tmp_path, monkeypatch):
     torch.load(last, map_location="cpu", weights_only=True)
 
 
+# the smoke runs of pixel_shuffle that test_train.py and test_gan.py check (seeds 1 and 0), and another seed
+SAME_SEED = {"segmentation": (["upsampler=pixel_shuffle", "debug=smoke", "seed=1"], "seed=2"),
+             "gan": (["task=gan", "debug=smoke", "upsampler=pixel_shuffle"], "seed=1")}
+
+
 @pytest.mark.parametrize("task", ["segmentation", "gan"])
-def test_same_seed_gives_bit_identical_metrics(zoo_root, tmp_path, task):
-    args = [f"task={task}", "debug=smoke", "seed=3", "upsampler=pixel_shuffle"]
-    a = run_in_process(args, tmp_path / "a")
+def test_same_seed_gives_bit_identical_metrics(smoke_run, tmp_path, task):
+    """A run repeated in this process, later, gives the same numbers (run a is the session's smoke run of the
+    same overrides, so whatever ran in between must not matter either); another seed gives others."""
+    args, other_seed = SAME_SEED[task]
+    _, a = smoke_run(args)
     b = run_in_process(args, tmp_path / "b")
     assert a["status"] == b["status"] == "ok"
+    assert a["task"] == b["task"] == task and a["seed"] == b["seed"]
     assert a["metrics"] == b["metrics"]  # exact equality, every metric
     assert a["torch_threads"] == torch.get_num_threads()  # recorded: it sets the float summation order
-    c = run_in_process([*args[:-2], "seed=4", args[-1]], tmp_path / "c")
+    c = run_in_process([*(o for o in args if not o.startswith("seed=")), other_seed], tmp_path / "c")
+    assert c["seed"] != a["seed"]
     assert c["metrics"] != a["metrics"]  # and the seed does matter
 
 

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: 
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_smoke_run_every_upsampler(zoo_root, tmp_path, name):
-    res = run_in_process([f"upsampler={name}", "debug=smoke", "seed=1"], tmp_path)
+def test_smoke_run_every_upsampler(smoke_run, name):
+    run_dir, res = smoke_run([f"upsampler={name}", "debug=smoke", "seed=1"])  # shared: test_reliability reads it
     assert res["status"] == "ok", res.get("error")
     assert res["upsampler"] == name and res["task"] == "segmentation" and res["data"] == "voc_synthetic"
     miou = res["metrics"]["test/miou"]
@@ -31,9 +31,9 @@ def test_smoke_run_every_upsampler(zoo_root, tmp_path, name):
     assert cost["train_img_per_s"] > 0 and cost["wall_s"] > 0
     assert res["config"]["upsampler"]["_target_"].startswith("upsample_zoo.upsamplers.")
     assert res["dataset"]["classes"][0] == "background"
-    assert (tmp_path / "predictions.png").stat().st_size > 1000
-    assert (tmp_path / "csv" / "metrics.csv").read_text().count("\n") > 1
-    assert not list(tmp_path.glob(".results.json.*"))  # atomic write left no temp file
+    assert (run_dir / "predictions.png").stat().st_size > 1000
+    assert (run_dir / "csv" / "metrics.csv").read_text().count("\n") > 1
+    assert not list(run_dir.glob(".results.json.*"))  # atomic write left no temp file
 
 
 def test_upsampler_params_match_model_structure(zoo_root, tmp_path):

@@ -16,6 +16,9 @@ DIRECTIONS: dict[str, str] = {
     "miou": MAX, "iou": MAX, "pixel_acc": MAX, "boundary_iou": MAX, "grid_error_contrast": MIN,
     # generation
     "fid": MIN, "fid_real_floor": MIN,
+    "kid": MIN, "kid_real_floor": MIN,  # kid_se: no direction (an uncertainty, not a score)
+    "precision": MAX, "recall": MAX, "density": MAX, "coverage": MAX,
+    "precision_real_floor": MAX, "recall_real_floor": MAX, "density_real_floor": MAX, "coverage_real_floor": MAX,
     "spectral_fd_shape": MIN, "spectral_fd_shape_real_floor": MIN,
     "spectral_fd_artifact": MIN, "spectral_fd_artifact_real_floor": MIN,
     "spectral_fd": MIN, "spectral_fd_real_floor": MIN,  # before the split into shape and artifact: older runs

@@ -39,6 +39,7 @@ about 2.4 s on one core (the eigenvalues of a 2048x2048 matrix).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -46,7 +47,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 RESIZE = "resize 299 bilinear TF1-compatible (torch-fidelity)"
 EXTRACTOR = "torch-fidelity InceptionV3 pool3, " + RESIZE
-STATS_FORMAT = 1
+STATS_FORMAT = 2  # 2: the features themselves are stored too (KID, precision/recall); 1-entries are rebuilt
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RealStats:
     n: int
     path: Path
     cached: bool  # True when loaded from the cache, False when computed by this call
+    features: np.ndarray | None = None  # (n, d) float32: what KID and the k-NN metrics need
 
 
 # ----------------------------------------------------------------------------------------------- metric
@@ -238,24 +240,38 @@ def _read_stats(path: Path, key: dict) -> RealStats | None:
         with np.load(path, allow_pickle=False) as z:
             same_key = str(z["key"]) == json.dumps(key, sort_keys=True)
             mu, sigma, n = z["mu"], z["sigma"], int(z["n"])
+            feats = z["features"] if "features" in z.files else None
     except Exception as e:  # noqa: BLE001 - unreadable / truncated / wrong layout: recompute
         log.warning("unreadable FID statistics %s (%s): recomputing", path, e)
         return None
     d = key["features"]
-    if same_key and mu.shape == (d,) and sigma.shape == (d, d) and n >= 2 and np.isfinite(sigma).all():
-        return RealStats(mu, sigma, n, path, cached=True)
+    if same_key and mu.shape == (d,) and sigma.shape == (d, d) and n >= 2 and np.isfinite(sigma).all() \
+            and feats is not None and feats.shape == (n, d):
+        return RealStats(mu, sigma, n, path, cached=True, features=feats)
     log.warning("FID statistics %s do not match their key or are invalid: recomputing", path)
     return None
 
 
+@contextlib.contextmanager
+def captured_features(metric: FrechetInceptionDistance) -> Iterator[list[torch.Tensor]]:
+    """The Inception features the metric computes inside the block, as float32 CPU tensors (a forward hook):
+    KID and the k-NN metrics read the very features FID summed, with no second pass over the images."""
+    out: list[torch.Tensor] = []
+    handle = metric.inception.register_forward_hook(lambda m, i, o: out.append(o.detach().float().cpu()))
+    try:
+        yield out
+    finally:
+        handle.remove()
+
+
 def _real_pass(metric: FrechetInceptionDistance, real_batches: Callable[[], Iterable[torch.Tensor]],
-               n_real: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Features of up to n_real real images through the metric itself; returns (mu, sigma, n)."""
+               n_real: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Features of up to n_real real images through the metric itself; returns (mu, sigma, n, features)."""
     with torch.inference_mode(False):  # fresh plain tensors: safe inside and outside Lightning's inference mode
         for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
             setattr(metric, name, torch.zeros_like(getattr(metric, name)))
     device = metric.real_features_sum.device
-    with torch.inference_mode():
+    with torch.inference_mode(), captured_features(metric) as feats:
         for batch in real_batches():
             left = n_real - int(metric.real_features_num_samples)
             if left <= 0:
@@ -268,7 +284,7 @@ def _real_pass(metric: FrechetInceptionDistance, real_batches: Callable[[], Iter
         log.warning("FID real statistics: only %d of n_real=%d images available", n, n_real)
     s, ss = metric.real_features_sum.cpu().double(), metric.real_features_cov_sum.cpu().double()
     mu, sigma = gaussian_from_sums(s, ss, n)
-    return mu.numpy(), sigma.numpy(), n
+    return mu.numpy(), sigma.numpy(), n, torch.cat(feats).numpy()
 
 
 def set_real_stats(metric: FrechetInceptionDistance, mu: np.ndarray, sigma: np.ndarray, n: int) -> None:
@@ -313,10 +329,12 @@ def cached_real_stats(metric: FrechetInceptionDistance, cache_dir: str | os.Path
             stats = _read_stats(path, key) if path.exists() else None
             if stats is None:
                 t0 = time.perf_counter()
-                mu, sigma, n = _real_pass(metric, real_batches, int(key["n_real"]))
+                mu, sigma, n, feats = _real_pass(metric, real_batches, int(key["n_real"]))
                 buf = io.BytesIO()
-                np.savez(buf, mu=mu, sigma=sigma, n=np.int64(n), key=np.str_(json.dumps(key, sort_keys=True)))
+                np.savez(buf, mu=mu, sigma=sigma, n=np.int64(n), features=feats,
+                         key=np.str_(json.dumps(key, sort_keys=True)))
                 atomic_write_bytes(path, buf.getvalue())
-                log.info("FID real statistics: %d images in %.1f s -> %s", n, time.perf_counter() - t0, path)
-                stats = RealStats(mu, sigma, n, path, cached=False)
+                log.info("FID real statistics: %d images and their features (%.1f MB) in %.1f s -> %s", n,
+                         len(buf.getvalue()) / 1e6, time.perf_counter() - t0, path)
+                stats = RealStats(mu, sigma, n, path, cached=False, features=feats)
     return stats

@@ -126,3 +126,38 @@ class DCGAN(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
+
+
+# How the generator's BatchNorm layers behave when samples are drawn for FID, the checkerboard score and the
+# sample grids (README, "GAN samples"):
+#   precise: eval mode, with running statistics re-estimated over fresh z batches first (momentum=None, the
+#            "precise BN" of Wu & Johnson 2021), then restored, so training never sees the re-estimate;
+#   train:   batch statistics of each sampling batch, as most DCGAN code samples;
+#   running: eval mode with the training-time running statistics (momentum 0.1), which lag a generator that
+#            is still moving fast, by an amount that depends on the operator.
+SAMPLE_BN_MODES = ("precise", "train", "running")
+
+
+def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def precise_bn(generator: nn.Module, z_dim: int, num_batches: int, batch_size: int, seed: int,
+               device: torch.device) -> None:
+    """Re-estimate every BatchNorm's running statistics over ``num_batches`` seeded z batches: with
+    momentum=None they become the average of the per-batch statistics (the same batch size each, so the
+    mean is the exact mean over all samples)."""
+    bns = _batchnorms(generator)
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    was_training = generator.training
+    generator.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(num_batches):
+        generator(torch.randn(batch_size, z_dim, generator=gen).to(device))
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    generator.train(was_training)

@@ -16,8 +16,8 @@ stay ImageNet's), and the weights stay out of checkpoints (they are rebuilt from
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +172,14 @@ _INCEPTION_TAPS: tuple[tuple[Layer, ...], ...] = (
 def _inception_stages() -> nn.ModuleList:
     """torch-fidelity's FID Inception-v3 blocks (the module names of its state dict), grouped by tap."""
     from torch_fidelity.feature_extractor_inceptionv3 import (
-        BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE_1, InceptionE_2)
+        BasicConv2d,
+        InceptionA,
+        InceptionB,
+        InceptionC,
+        InceptionD,
+        InceptionE_1,
+        InceptionE_2,
+    )
 
     named = [
         [("Conv2d_1a_3x3", BasicConv2d(3, 32, kernel_size=3, stride=2)),

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from upsample_zoo.conversions import to_uint8
 from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
-from upsample_zoo.models.dcgan import DCGAN
+from upsample_zoo.metrics.fid import captured_features
+from upsample_zoo.metrics.kid import feature_metrics, gathered
+from upsample_zoo.models.dcgan import DCGAN, SAMPLE_BN_MODES, precise_bn  # noqa: F401 (precise_bn: tests)
 
 log = logging.getLogger(__name__)
 
@@ -29,41 +31,6 @@ def rank_share(x: torch.Tensor) -> torch.Tensor:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return x[torch.distributed.get_rank()::torch.distributed.get_world_size()]
     return x
-
-
-# How the generator's BatchNorm layers behave when samples are drawn for FID, the checkerboard score and the
-# sample grids (README, "GAN samples"):
-#   precise: eval mode, with running statistics re-estimated over fresh z batches first (momentum=None, the
-#            "precise BN" of Wu & Johnson 2021), then restored, so training never sees the re-estimate;
-#   train:   batch statistics of each sampling batch, as most DCGAN code samples;
-#   running: eval mode with the training-time running statistics (momentum 0.1), which lag a generator that
-#            is still moving fast, by an amount that depends on the operator.
-SAMPLE_BN_MODES = ("precise", "train", "running")
-
-
-def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@torch.no_grad()
-def precise_bn(generator: nn.Module, z_dim: int, num_batches: int, batch_size: int, seed: int,
-               device: torch.device) -> None:
-    """Re-estimate every BatchNorm's running statistics over ``num_batches`` seeded z batches: with
-    momentum=None they become the average of the per-batch statistics (the same batch size each, so the
-    mean is the exact mean over all samples)."""
-    bns = _batchnorms(generator)
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    was_training = generator.training
-    generator.train()
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(num_batches):
-        generator(torch.randn(batch_size, z_dim, generator=gen).to(device))
-    for bn, m in zip(bns, momenta):
-        bn.momentum = m
-    generator.train(was_training)
 
 
 class GANTask(L.LightningModule):
@@ -254,9 +221,16 @@ class GANTask(L.LightningModule):
         if "real_stats" not in self._eval_tools:
             self._fill_real_stats()
         metric.reset()  # fake states only: the real statistics survive reset()
-        for chunk in rank_share(fake).split(100):
-            metric.update(to_uint8(chunk).to(metric.device), real=False)
+        with captured_features(metric) as feats:  # the same forward pass gives KID and the k-NN metrics
+            for chunk in rank_share(fake).split(100):
+                metric.update(to_uint8(chunk).to(metric.device), real=False)
+        self._eval_tools["fake_features"] = gathered(torch.cat(feats))
         return float(metric.compute())
+
+    def _log_feature_metrics(self, fake: torch.Tensor, real: np.ndarray, suffix: str = "") -> None:
+        """test/kid, test/kid_se (x 10³), test/precision, recall, density, coverage (metrics/kid.py, prdc.py)."""
+        for k, v in feature_metrics(fake, torch.from_numpy(real)).items():
+            self.log(f"test/{k}{suffix}", v)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -290,6 +264,7 @@ class GANTask(L.LightningModule):
         n_fake = self.hparams.num_fake
         fake = self.sample(n_fake, seed=self.hparams.sample_seed + 3)  # one sample set for every test metric
         self.log("test/fid", self.fid(fake))
+        self._log_feature_metrics(self._eval_tools["fake_features"], self._eval_tools["real_stats"].features)
         self.test_checkerboard.update(to_uint8(rank_share(fake)).to(self.device))
         for k, v in self.test_checkerboard.compute().items():
             self.log(f"test/{k}", v.float())
@@ -360,6 +335,7 @@ class GANTask(L.LightningModule):
         stats = cached_real_stats(metric, self.hparams.cache_dir or ".cache", key, lambda: real.split(100))
         set_real_stats(metric, ref.mu, ref.sigma, ref.n)  # a computation went through the real states
         self.log("test/fid_real_floor", frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
+        self._log_feature_metrics(torch.from_numpy(stats.features), ref.features, "_real_floor")
         self._log_spectral_fd(real, "_real_floor")
 
     def sampling_protocol(self) -> str:
