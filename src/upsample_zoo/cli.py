@@ -1,7 +1,8 @@
-"""The `upsample-zoo` console script: `train`, `compare`, `probe` and `bench` subcommands.
+"""The `upsample-zoo` console script: `train`, `compare`, `rescore`, `probe` and `bench` subcommands.
 
     upsample-zoo train upsampler=tconv debug=smoke      (= python train.py ..., from any directory)
     upsample-zoo compare logs/segmentation/multiruns/<time> [--baseline bilinear] [--out DIR] [--wandb]
+    upsample-zoo rescore logs/gan/multiruns/<time> [--jobs -1] [--no-report]
     upsample-zoo probe [--seeds 5] [--out logs/probe] [--quick]
     upsample-zoo bench [...]
 
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     compare.add_arguments(sub.add_parser("compare", help="results.json files -> comparison.{md,csv,html}",
                                          description=compare.__doc__.split("\n\n")[0]))
+    from upsample_zoo import rescore
+
+    rescore.add_arguments(sub.add_parser("rescore", description=rescore.__doc__.split("\n\n")[0],
+                                         help="finished jobs' test phase again, with today's metric code"))
     sub.add_parser("probe", help="init-time checkerboard probe of every zoo upsampler (no data needed)",
                    add_help=False)
     sub.add_parser("bench", help="speed/memory benchmark of the zoo's upsamplers", add_help=False)
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from upsample_zoo.report.cli import run_from_args
 
         return run_from_args(args)
+    if args.command == "rescore":
+        from upsample_zoo.rescore import run_from_args as rescore_from_args
+
+        return rescore_from_args(args)
     parser.print_help(sys.stderr)
     return 2
 

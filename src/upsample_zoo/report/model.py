@@ -19,19 +19,22 @@ from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, h
 HEADLINE = {
     "segmentation": ["test/miou", "test/boundary_iou", "test/pixel_acc", "test/checkerboard_db",
                      "test/grid_error_contrast"],
-    "gan": ["test/fid", "test/spectral_fd_shape", "test/spectral_fd_artifact", "test/checkerboard_db",
+    "gan": ["test/fid", "test/kid", "test/precision", "test/recall", "test/density", "test/coverage",
+            "test/spectral_fd_shape", "test/spectral_fd_artifact", "test/checkerboard_db",
             "test/checkerboard_db_vs_ref",
             "test/spectral_fd"],  # the one-number spectral FD of runs made before it was split in two parts
 }
 # The reference row under a task's summary table: each headline metric scored on real images by the run's own
 # code (the GAN task's real-vs-real floor, tasks/gan.py); the same value in every run of a sweep.
-REFERENCE = {"gan": {"test/fid": "test/fid_real_floor", "test/spectral_fd_shape": "test/spectral_fd_shape_real_floor",
+REFERENCE = {"gan": {"test/fid": "test/fid_real_floor", "test/kid": "test/kid_real_floor",
+                     **{f"test/{k}": f"test/{k}_real_floor" for k in ("precision", "recall", "density", "coverage")},
+                     "test/spectral_fd_shape": "test/spectral_fd_shape_real_floor",
                      "test/spectral_fd_artifact": "test/spectral_fd_artifact_real_floor",
                      "test/spectral_fd": "test/spectral_fd_real_floor",
                      "test/checkerboard_db": "test/checkerboard_db_ref", "test/checkerboard_db_vs_ref": None}}
 COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params_total", "params (total)"),
                 ("cost/train_img_per_s", "train img/s"), ("cost/wall_s", "wall s")]
-LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID",
+LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID", "test/kid": "KID ×10³",
           "test/checkerboard_db": "checkerboard dB", "test/checkerboard_db_vs_ref": "checkerboard dB − real",
           "test/boundary_iou": "boundary IoU", "test/grid_error_contrast": "grid error contrast",
           "test/spectral_fd_shape": "spectral FD shape (blur)", "test/spectral_fd_artifact": "spectral FD artifact",
