@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,3 +52,15 @@ def smoke_run(zoo_root, tmp_path_factory) -> Callable[[Sequence[str]], tuple[Pat
         return runs[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def gan_pair_sweep(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(root, sweep dir, the finished process): two GAN smoke jobs at once (joblib, two processes) in a fresh
+    root, nothing generated or cached before. Read-only: the cache test reads its logs, the rescore test works
+    on a copy."""
+    base = tmp_path_factory.mktemp("gan_pair")
+    root, sweep = base / "root", base / "sweep"
+    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "task=gan", "debug=smoke", "seed=0,1",
+                    f"hydra.sweep.dir={sweep}", "hydra.callbacks.compare.enabled=false"], root, timeout=600)
+    return root, sweep, proc

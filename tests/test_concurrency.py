@@ -14,11 +14,8 @@ from .helpers.cli import REPO, run_cli
 pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 
-def test_two_jobs_at_once_build_shared_caches_once(tmp_path):
-    root = tmp_path / "root"  # a fresh root: nothing generated or cached yet
-    sweep = tmp_path / "sweep"
-    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "task=gan", "debug=smoke", "seed=0,1",
-                    f"hydra.sweep.dir={sweep}", "hydra.callbacks.compare.enabled=false"], root, timeout=600)
+def test_two_jobs_at_once_build_shared_caches_once(gan_pair_sweep):
+    root, sweep, proc = gan_pair_sweep  # a fresh root: nothing generated or cached before the two jobs
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sweep.rglob("results.json")]
     assert len(results) == 2 and all(r["status"] == "ok" for r in results), [r.get("error") for r in results]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from .helpers.cli import REPO, run_cli
+from .helpers.cli import REPO
 
 pytestmark = pytest.mark.slow  # runs a sweep and the CLI
 
@@ -22,13 +23,14 @@ def _rescore(root, *args):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_rescore_adds_new_metrics_reproduces_the_old_ones_and_survives_a_missing_checkpoint(tmp_path):
+def test_rescore_adds_new_metrics_reproduces_the_old_ones_and_survives_a_missing_checkpoint(gan_pair_sweep, tmp_path):
     """A 2-job GAN smoke sweep whose results.json lack KID and the k-NN metrics (as written by older code):
     rescore adds them, reproduces every earlier test metric exactly, keeps the training metrics, stamps the
     rescore and re-renders the report. A job whose checkpoint is gone is one line, and the other goes on."""
-    root, sweep = tmp_path / "root", tmp_path / "sweep"
-    proc = run_cli(["-m", "task=gan", "debug=smoke", "seed=0,1", f"hydra.sweep.dir={sweep}"], root, timeout=900)
+    root, shared, proc = gan_pair_sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    shutil.copytree(shared, sweep)  # the shared sweep stays as it was
     paths = sorted(sweep.rglob("results.json"))
     assert len(paths) == 2
     written = {}
