@@ -443,3 +443,17 @@ def test_a_metric_with_nan_values_shows_its_own_n(tmp_path):
     assert cells[1] == "3"  # n ok
     assert f"2.000 ± {np.std([1.0, 3.0], ddof=1):.3f} (n=2)" in cells  # mean and std of the two finite values
     assert "0.5000 ± 0.0000" in cells  # a complete metric: no n
+
+
+def test_a_sweep_of_the_baseline_alone_says_so_instead_of_an_empty_paired_table(tmp_path):
+    """Three seeds of bilinear only: no operator to test against it. The report used to print the paired
+    section anyway (Holm over k = 0 operators, test: none, a header-only table)."""
+    root = tmp_path / "sweep"
+    for seed, v in enumerate((0.30, 0.31, 0.32)):
+        write_run(root, f"bilinear_s{seed}", upsampler="bilinear", seed=seed, metrics={"test/miou": v})
+    written = compare([root], out=tmp_path / "out")
+    text = written["md"].read_text()
+    assert "Only `bilinear` here: no other operator to test against it." in text
+    assert "Against the baseline" not in text and "k = 0" not in text and "| pairs |" not in text
+    html = written["html"].read_text()
+    assert "Only bilinear here" in html and "Against the baseline" not in html

@@ -122,8 +122,9 @@ def _section_view(cmp: Comparison, s: Section) -> dict[str, Any]:
     view: dict[str, Any] = {"title": s.title, "summary": summary_table(cmp, s), "reference": bool(s.reference()),
                             "reference_note": reference_note(s),
                             "ci": ci_table(cmp, s) if s.headline and any(g.n_ok >= 2 for g in s.groups) else None,
-                            "paired": None}
-    if cmp.baseline and s.group(cmp.baseline) is not None and s.headline:
+                            "paired": None, "only_baseline": (len(s.groups) == 1 and bool(cmp.baseline)
+                                                              and s.group(cmp.baseline) is not None)}
+    if cmp.baseline and s.group(cmp.baseline) is not None and s.headline and len(s.groups) > 1:
         head, power, warning = paired_note(cmp, s)
         view.update(paired=paired_table(cmp, s), paired_head=head[0].upper() + head[1:], power=power,
                     warning=warning, tests="; ".join(cmp.tests_used(s)) or "none")

@@ -42,7 +42,9 @@ def _section(cmp: Comparison, s: Section) -> list[str]:
         lines += [f"{REFERENCE_NAME}: {md(reference_note(s))}", ""]
     if s.headline and any(g.n_ok >= 2 for g in s.groups):
         lines += ["95% confidence interval of the mean over seeds:", "", *md_table(ci_table(cmp, s))]
-    if cmp.baseline and s.group(cmp.baseline) is not None and s.headline:
+    if cmp.baseline and s.group(cmp.baseline) is not None and len(s.groups) == 1:
+        lines += [f"Only `{md(cmp.baseline)}` here: no other operator to test against it.", ""]
+    elif cmp.baseline and s.group(cmp.baseline) is not None and s.headline:
         head, power, warning = paired_note(cmp, s)
         lines += [f"Against the baseline `{md(cmp.baseline)}`: {md(head)} "
                   f"Test: {md('; '.join(cmp.tests_used(s)) or 'none')}.", ""]
