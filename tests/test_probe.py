@@ -161,3 +161,14 @@ def test_bad_options_and_unwritable_output_are_one_line(tmp_path, capsys, args, 
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("upsample-zoo probe: error: ")
     assert needle.replace("{file}", str(blocker)) in err[0]
+
+
+def test_the_alias_free_pair_starts_clean_where_tconv_does_not():
+    """At init fir_sinc (a fixed low-pass) and tconv_blur (a random tconv, then the [1,3,3,1] blur) sit with
+    bilinear near 0 dB, in the layer and in the decoder, and tconv far above."""
+    probe = run_probe(seeds=2, quick=True, only=["fir_sinc", "tconv_blur", "tconv"])
+    for setting in ("layer", "decoder"):
+        for name in ("fir_sinc", "tconv_blur"):
+            assert probe.stat(name, setting, "checkerboard_db")[0] < 1, (name, setting)
+            assert probe.stat(name, setting, "checkerboard_amp")[0] < 0.5, (name, setting)
+        assert probe.stat("tconv", setting, "checkerboard_db")[0] > 10

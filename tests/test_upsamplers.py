@@ -170,6 +170,8 @@ def test_param_counts_by_hand(tmp_path):
         # LayerNorms (32 and 64 wide, weight + bias), q 1x1 32->32, k 1x1 64->32, width conv 64->32
         "sapa": 2 * 32 + 2 * 64 + (32 * 32 + 32) + (64 * 32 + 32) + (64 * 32 + 32),
         "sapa_i": 64 * 32 + 32,  # identity projections: only the width conv, as bilinear
+        "fir_sinc": 64 * 32 + 32,  # a fixed filter, then the 1x1 conv, as bilinear
+        "tconv_blur": 64 * 32 * 3 * 3 + 32,  # the 3x3 stride-2 tconv; the blur is fixed
     }
     assert set(want) == set(ZOO)
     for name, n in want.items():

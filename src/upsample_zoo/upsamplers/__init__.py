@@ -17,6 +17,7 @@ from upsample_zoo.upsamplers.base import (
 from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
 from upsample_zoo.upsamplers.dysample import DySample
 from upsample_zoo.upsamplers.fade import FADE
+from upsample_zoo.upsamplers.fir import FIRSincUp, TConvBlurUp
 from upsample_zoo.upsamplers.interp import InterpConv, ResizeConv
 from upsample_zoo.upsamplers.pixel_shuffle import PixelShuffleUp
 from upsample_zoo.upsamplers.sapa import SAPA
@@ -28,10 +29,12 @@ __all__ = [
     "BilinearAdditive",
     "DySample",
     "FADE",
+    "FIRSincUp",
     "InterpConv",
     "PixelShuffleUp",
     "ResizeConv",
     "SAPA",
+    "TConvBlurUp",
     "TransposedConv",
     "Upsampler",
     "accepts_guide",
