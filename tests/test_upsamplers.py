@@ -172,6 +172,9 @@ def test_param_counts_by_hand(tmp_path):
         "sapa_i": 64 * 32 + 32,  # identity projections: only the width conv, as bilinear
         "fir_sinc": 64 * 32 + 32,  # a fixed filter, then the 1x1 conv, as bilinear
         "tconv_blur": 64 * 32 * 3 * 3 + 32,  # the 3x3 stride-2 tconv; the blur is fixed
+        # the 1x1 channel map; keys 1x1 32->32 -> GELU -> 1x1 32->32 from the 32-wide guide; temperature, sigma
+        "jbu": (64 * 32 + 32) + 2 * (32 * 32 + 32) + 2,
+        "jbf": 64 * 32 + 32,  # parameter-free filter, then the 1x1 conv, as bilinear
     }
     assert set(want) == set(ZOO)
     for name, n in want.items():

@@ -14,6 +14,7 @@ from upsample_zoo.upsamplers.base import (
     upsampler_parameters,
     upsampler_stages,
 )
+from upsample_zoo.upsamplers.bilateral import JBF, JBU
 from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
 from upsample_zoo.upsamplers.dysample import DySample
 from upsample_zoo.upsamplers.fade import FADE
@@ -31,6 +32,8 @@ __all__ = [
     "FADE",
     "FIRSincUp",
     "InterpConv",
+    "JBF",
+    "JBU",
     "PixelShuffleUp",
     "ResizeConv",
     "SAPA",
