@@ -175,6 +175,10 @@ def test_param_counts_by_hand(tmp_path):
         # the 1x1 channel map; keys 1x1 32->32 -> GELU -> 1x1 32->32 from the 32-wide guide; temperature, sigma
         "jbu": (64 * 32 + 32) + 2 * (32 * 32 + 32) + 2,
         "jbf": 64 * 32 + 32,  # parameter-free filter, then the 1x1 conv, as bilinear
+        # compressors to (64+32)/4 = 24; 3x3 encoders to 25 and 9 logits; the 1x1 width conv; the resampler's 3x3
+        # convs from 24+8 features to 2*4*2^2 (offset, scope) and 2*4 (hr offset, hr scope); two GroupNorms
+        "freqfusion": (32 * 24 + 24) + (64 * 24 + 24) + (24 * 25 * 9 + 25) + (24 * 9 * 9 + 9) + (64 * 32 + 32)
+        + 2 * (32 * 32 * 9 + 32) + 2 * (32 * 8 * 9 + 8) + 2 * (2 * 24),
     }
     assert set(want) == set(ZOO)
     for name, n in want.items():

@@ -19,6 +19,7 @@ from upsample_zoo.upsamplers.carafe import CARAFE, carafe_reassemble
 from upsample_zoo.upsamplers.dysample import DySample
 from upsample_zoo.upsamplers.fade import FADE
 from upsample_zoo.upsamplers.fir import FIRSincUp, TConvBlurUp
+from upsample_zoo.upsamplers.freqfusion import FreqFusion
 from upsample_zoo.upsamplers.interp import InterpConv, ResizeConv
 from upsample_zoo.upsamplers.pixel_shuffle import PixelShuffleUp
 from upsample_zoo.upsamplers.sapa import SAPA
@@ -31,6 +32,7 @@ __all__ = [
     "DySample",
     "FADE",
     "FIRSincUp",
+    "FreqFusion",
     "InterpConv",
     "JBF",
     "JBU",

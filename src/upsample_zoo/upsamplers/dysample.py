@@ -10,6 +10,48 @@ from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler
 
 
+def subpixel_offsets(scale: int, groups: int) -> torch.Tensor:
+    """(1, 2 * groups * scale^2, 1, 1): the (x, y) offset, in input pixels, of each sub-pixel from its input
+    pixel's centre, e.g. +-0.25 at scale 2; channel layout (xy, group, sub-pixel i*scale + j). Sampling there is
+    bilinear upsampling (align_corners=False)."""
+    h = torch.arange((-scale + 1) / 2, (scale - 1) / 2 + 1) / scale
+    return torch.stack(torch.meshgrid([h, h], indexing="ij")).transpose(1, 2).repeat(1, groups, 1).reshape(1, -1, 1, 1)
+
+
+def sampling_positions(offset: torch.Tensor, scale: int, groups: int) -> torch.Tensor:
+    """(N * groups, scale*H, scale*W, 2) float32 (x, y) sampling positions in units of the offset grid's pixels
+    (0 = the left/top edge): each pixel's centre plus its ``offset`` (N, 2 * groups * scale^2, H, W), channel
+    layout (xy, group, sub-pixel i*scale + j), pixel-shuffled to one point per output pixel and group.
+
+    Float32 with autocast off: in bf16 (8 mantissa bits) a position near 256 px is off by up to 0.75 px, and the
+    +-0.25 initial offsets vanish past 64 px.
+    """
+    with torch.autocast(offset.device.type, enabled=False):
+        offset = offset.float()
+        b, _, h, w = offset.shape
+        ys = torch.arange(h, device=offset.device, dtype=torch.float32) + 0.5
+        xs = torch.arange(w, device=offset.device, dtype=torch.float32) + 0.5
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        pos = torch.stack([gx, gy]).view(1, 2, 1, h, w) + offset.view(b, 2, groups * scale * scale, h, w)
+        pos = F.pixel_shuffle(pos.reshape(b, -1, h, w), scale).view(b, 2, groups, scale * h, scale * w)
+        return pos.permute(0, 2, 3, 4, 1).reshape(b * groups, scale * h, scale * w, 2)
+
+
+def point_sample(feature: torch.Tensor, offset: torch.Tensor, scale: int, groups: int) -> torch.Tensor:
+    """Bilinear samples (border padding) of ``feature`` at :func:`sampling_positions` of ``offset``:
+    (N, C, scale*H, scale*W) for an offset grid of H x W. ``feature`` covers the same image as that grid at any
+    resolution (DySample: the input itself; FreqFusion: the input already upsampled), its C channels in
+    ``groups`` consecutive groups, each read at its own points. Runs in float32; returns ``feature``'s dtype."""
+    b, c, fh, fw = feature.shape
+    h, w = offset.shape[-2:]
+    pos = sampling_positions(offset, scale, groups)
+    grid = 2 * pos / torch.tensor([w, h], dtype=torch.float32, device=feature.device) - 1
+    with torch.autocast(feature.device.type, enabled=False):
+        out = F.grid_sample(feature.float().reshape(b * groups, c // groups, fh, fw), grid, mode="bilinear",
+                            align_corners=False, padding_mode="border")
+    return out.view(b, c, scale * h, scale * w).to(feature.dtype)
+
+
 class DySample(Upsampler):
     """DySample (Liu et al., ICCV 2023, "Learning to Upsample by Learning to Sample"), 'lp' style, then a
     1x1 conv to out_channels.
@@ -40,16 +82,8 @@ class DySample(Upsampler):
         if self.dyscope:
             self.scope = nn.Conv2d(in_channels, n_offsets, 1, bias=False)
             nn.init.zeros_(self.scope.weight)
-        self.register_buffer("init_pos", self._init_pos())
+        self.register_buffer("init_pos", subpixel_offsets(scale, self.groups))
         self.proj = nn.Conv2d(in_channels, out_channels, 1)
-
-    def _init_pos(self) -> torch.Tensor:
-        """(1, 2 * groups * scale^2, 1, 1): the (x, y) offset, in input pixels, of each sub-pixel from its
-        input pixel's centre, e.g. +-0.25 at scale 2; channel layout (xy, group, sub-pixel i*scale + j)."""
-        s = self.scale
-        h = torch.arange((-s + 1) / 2, (s - 1) / 2 + 1) / s
-        return torch.stack(torch.meshgrid([h, h], indexing="ij")).transpose(1, 2).repeat(
-            1, self.groups, 1).reshape(1, -1, 1, 1)
 
     def offsets(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2 * groups * scale^2, H, W) sampling offsets in input pixels, init_pos included, in float32."""
@@ -64,33 +98,16 @@ class DySample(Upsampler):
         return conv1x1(self.offset) * 0.25 + init_pos
 
     def positions(self, x: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
-        """(N * groups, scale*H, scale*W, 2) float32 (x, y) sampling positions in input pixels (0 = the
-        input's left/top edge), as ``grid_sample`` reads them once normalised. ``offset`` defaults to
-        :meth:`offsets`.
-
-        Coordinates and offsets are float32 with autocast off: in bf16 (8 mantissa bits) a position near
-        256 px is off by up to 0.75 px, and the +-0.25 initial offsets vanish past 64 px.
-        """
+        """:func:`sampling_positions` of ``offset`` (default :meth:`offsets`), autocast off."""
         with torch.autocast(x.device.type, enabled=False):
-            offset = (self.offsets(x) if offset is None else offset).float()
-        b, _, h, w = offset.shape
-        s, g = self.scale, self.groups
-        ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5
-        xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        pos = torch.stack([gx, gy]).view(1, 2, 1, h, w) + offset.view(b, 2, g * s * s, h, w)
-        pos = F.pixel_shuffle(pos.reshape(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
-        return pos.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
+            offset = self.offsets(x) if offset is None else offset
+        return sampling_positions(offset, self.scale, self.groups)
 
     def sample(self, x: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
         """Sample x (N, C, H, W) at :meth:`positions`: (N, C, scale*H, scale*W), in x's dtype."""
-        b, _, h, w = x.shape
-        pos = self.positions(x, offset)
-        grid = 2 * pos / torch.tensor([w, h], dtype=torch.float32, device=x.device) - 1
         with torch.autocast(x.device.type, enabled=False):
-            out = F.grid_sample(x.float().reshape(b * self.groups, -1, h, w), grid, mode="bilinear",
-                                align_corners=False, padding_mode="border")
-        return out.view(b, -1, self.scale * h, self.scale * w).to(x.dtype)
+            offset = self.offsets(x) if offset is None else offset
+        return point_sample(x, offset, self.scale, self.groups)
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.sample(x))
