@@ -17,6 +17,7 @@ from upsample_zoo.upsamplers import (
     conv_output_size,
     tconv_output_size,
 )
+from upsample_zoo.upsamplers.interp import keys_cubic_phases, resample
 
 from .helpers.cli import compose_cfg
 from .helpers.zoo import ZOO
@@ -274,3 +275,42 @@ def test_tconv_k3_refuses_scale_4(tmp_path):
     """k3 s2 p1 op1 is a 2x geometry: asking it for 4x is a config error, not a silent 2x."""
     with pytest.raises(ConfigError, match="not scale=4"):
         _zoo(tmp_path, "tconv_k3", scale=4)
+
+
+# ---- bicubic as separable polyphase convs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("h,w", [(5, 7), (1, 1), (2, 3)])
+def test_polyphase_bicubic_equals_interpolate_in_output_and_gradient(scale, h, w):
+    """The phases come from Keys' cubic (a = -0.75) at source offsets (p + 0.5) / s - 0.5, the border is
+    replicate-padded (PyTorch clamps the taps): F.interpolate's numbers, and its gradient, in float64."""
+    torch.manual_seed(h * 10 + w)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, h * scale, w * scale, dtype=torch.float64)
+    got = resample(x, scale, "bicubic")
+    want = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert torch.allclose(got, want, atol=1e-12)
+    assert torch.allclose(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0], atol=1e-12)
+
+
+def test_keys_phases_by_hand():
+    """Scale 2: phase 0 sits 0.25 px before y (taps y-2..y+1 at distances 1.75, 0.75, 0.25, 1.25), phase 1 0.25
+    after (taps y-1..y+2). Keys (a = -0.75), by hand: w(0.25) = 1 - 1.9375/16 = 0.87890625,
+    w(0.75) = 1 - 1.3125 * 0.5625 = 0.26171875, w(1.25) = 3 - 2.484375 * 1.25 = -0.10546875,
+    w(1.75) = 3 - 1.734375 * 1.75 = -0.03515625; each phase sums to 1."""
+    w = keys_cubic_phases(2)
+    assert torch.allclose(w[0], torch.tensor([-0.03515625, 0.26171875, 0.87890625, -0.10546875, 0.0],
+                                             dtype=torch.float64))
+    assert torch.allclose(w[1], w[0].flip(0))
+    assert torch.allclose(w.sum(1), torch.ones(2, dtype=torch.float64))
+
+
+def test_bicubic_projects_first_like_bilinear():
+    """A 1x1 conv commutes with any linear resampling whose weights sum to 1 (bias included): bicubic, like
+    bilinear, runs it on the narrower side, and gives the resample-then-project numbers."""
+    torch.manual_seed(0)
+    up = InterpConv(8, 3, mode="bicubic")
+    x = torch.randn(2, 8, 5, 6)
+    assert torch.allclose(up(x), up.proj(F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)),
+                          atol=1e-5)

@@ -20,6 +20,7 @@ from torch import nn
 
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler
+from upsample_zoo.upsamplers.interp import resample
 
 
 def window(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -68,7 +69,7 @@ class _JointBilateral(Upsampler):
         narrow = self.out_channels < self.in_channels
         if narrow:
             x = self.proj(x)
-        hr = F.interpolate(x, size=self.natural_size(x), mode="bicubic", align_corners=False)
+        hr = resample(x, self.scale, "bicubic")
         y = (window(hr, self.radius) * self.kernel(guide).unsqueeze(1)).sum(2)
         return y if narrow else self.proj(y)
 

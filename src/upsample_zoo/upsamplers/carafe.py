@@ -8,22 +8,18 @@ from torch import nn
 
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler, odd_size
+from upsample_zoo.upsamplers.window_ops import reassemble
 
 
 def carafe_reassemble(x: torch.Tensor, kernels: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
-    """CARAFE's reassembly in pure PyTorch: output pixel (Y, X) is the k_up x k_up neighbourhood of input
-    pixel (Y // scale, X // scale), weighted by ``kernels[:, :, Y, X]`` (shared by all channels).
+    """CARAFE's reassembly: output pixel (Y, X) is the k_up x k_up neighbourhood of input pixel
+    (Y // scale, X // scale), weighted by ``kernels[:, :, Y, X]`` (shared by all channels).
 
     ``x`` (N, C, H, W), ``kernels`` (N, k_up^2, scale*H, scale*W) -> (N, C, scale*H, scale*W). Positions
-    outside the input read zero, as in mmcv's CUDA op. The neighbourhoods come from ``F.unfold`` once per
-    *input* pixel (not per output pixel), so the memory is C k_up^2 H W, not C k_up^2 s^2 H W.
+    outside the input read zero, as in mmcv's CUDA op. Computed by :func:`~upsample_zoo.upsamplers.window_ops.
+    reassemble` (a streaming sum over shifted views, nothing k_up^2-sized allocated).
     """
-    n, c, h, w = x.shape
-    k2 = k_up * k_up
-    cols = F.unfold(x, k_up, padding=k_up // 2).view(n, c, k2, h * w).permute(0, 3, 1, 2)  # (n, hw, c, k2)
-    m = kernels.view(n, k2, h, scale, w, scale).permute(0, 2, 4, 1, 3, 5).reshape(n, h * w, k2, scale * scale)
-    out = torch.matmul(cols, m)  # (n, hw, c, s^2): one (c x k2) @ (k2 x s^2) product per input pixel
-    return out.view(n, h, w, c, scale, scale).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h * scale, w * scale)
+    return reassemble(x, kernels, k_up, scale)
 
 
 def project_reassemble(x: torch.Tensor, proj: nn.Conv2d, kernels: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
@@ -49,7 +45,7 @@ class CARAFE(Upsampler):
 
     Kernel prediction: channel compressor (1x1, ``compressed_channels``), content encoder
     (``k_enc`` x ``k_enc`` to scale^2 k_up^2 channels), pixel shuffle, softmax over the k_up^2 weights of
-    each output pixel. Reassembly: :func:`carafe_reassemble` (``F.unfold``, CPU and GPU). Init as mmcv's
+    each output pixel. Reassembly: :func:`carafe_reassemble` (CPU and GPU). Init as mmcv's
     CARAFEPack: xavier-uniform compressor, content encoder N(0, 0.001), so the kernels start near-uniform.
 
     Reassembly is linear and its kernels are shared across channels, so it commutes with the 1x1 conv's

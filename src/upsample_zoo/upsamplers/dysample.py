@@ -41,13 +41,15 @@ def point_sample(feature: torch.Tensor, offset: torch.Tensor, scale: int, groups
     """Bilinear samples (border padding) of ``feature`` at :func:`sampling_positions` of ``offset``:
     (N, C, scale*H, scale*W) for an offset grid of H x W. ``feature`` covers the same image as that grid at any
     resolution (DySample: the input itself; FreqFusion: the input already upsampled), its C channels in
-    ``groups`` consecutive groups, each read at its own points. Runs in float32; returns ``feature``'s dtype."""
+    ``groups`` consecutive groups, each read at its own points. Runs in float32 (float64 for float64); returns
+    ``feature``'s dtype."""
     b, c, fh, fw = feature.shape
     h, w = offset.shape[-2:]
     pos = sampling_positions(offset, scale, groups)
-    grid = 2 * pos / torch.tensor([w, h], dtype=torch.float32, device=feature.device) - 1
+    dtype = torch.promote_types(feature.dtype, torch.float32)  # float32, or float64 for a float64 feature
+    grid = (2 * pos / torch.tensor([w, h], dtype=torch.float32, device=feature.device) - 1).to(dtype)
     with torch.autocast(feature.device.type, enabled=False):
-        out = F.grid_sample(feature.float().reshape(b * groups, c // groups, fh, fw), grid, mode="bilinear",
+        out = F.grid_sample(feature.to(dtype).reshape(b * groups, c // groups, fh, fw), grid, mode="bilinear",
                             align_corners=False, padding_mode="border")
     return out.view(b, c, scale * h, scale * w).to(feature.dtype)
 

@@ -83,8 +83,9 @@ class OffsetResampler(nn.Module):
 
     def offsets(self, hr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         """(N, 2 * groups * scale^2, h, w) offsets in low-resolution pixels, init_pos included (float32)."""
+        dtype = torch.promote_types(hr.dtype, self.offset.weight.dtype)  # float32 under autocast
         with torch.autocast(hr.device.type, enabled=False):
-            hr, lr = self.norm_hr(hr.float()), self.norm_lr(lr.float())
+            hr, lr = self.norm_hr(hr.to(dtype)), self.norm_lr(lr.to(dtype))
             hr = torch.cat([hr, local_cosine_similarity(hr)], dim=1)
             lr = torch.cat([lr, local_cosine_similarity(lr)], dim=1)
             s = self.scale

@@ -16,6 +16,7 @@ from torch import nn
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler, odd_size
 from upsample_zoo.upsamplers.carafe import carafe_reassemble, project_reassemble
+from upsample_zoo.upsamplers.window_ops import window_dot
 
 
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm | None = None) -> torch.Tensor:
@@ -27,12 +28,9 @@ def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm | None = None) -> tor
 
 def window_similarity(q: torch.Tensor, k: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:
     """q (N, d, sH, sW), k (N, d, H, W) -> (N, k_up^2, sH, sW): q at (Y, X) dot each key in the k_up x k_up
-    window around (Y // s, X // s). Keys outside the image read zero (similarity 0), as the official op."""
-    n, d, h, w = k.shape
-    keys = F.unfold(k, k_up, padding=k_up // 2).view(n, d, k_up * k_up, h, w)
-    queries = q.view(n, d, h, scale, w, scale)
-    sim = torch.einsum("ndhawb,ndkhw->nkhawb", queries, keys)
-    return sim.reshape(n, k_up * k_up, h * scale, w * scale)
+    window around (Y // s, X // s). Keys outside the image read zero (similarity 0), as the official op.
+    Computed by :func:`~upsample_zoo.upsamplers.window_ops.window_dot` (no k_up^2-sized copy of the keys)."""
+    return window_dot(q, k, k_up, scale)
 
 
 class SAPA(Upsampler):
