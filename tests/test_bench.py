@@ -19,6 +19,8 @@ from upsample_zoo.bench import data as bench_data
 from upsample_zoo.bench import environment, measure, overhead, report, settings, sweep, upsamplers, workloads
 from upsample_zoo.upsamplers import InterpConv, TransposedConv
 
+from .helpers.cli import compose_cfg
+
 # ---------------------------------------------------------------------------------------------- FLOPs
 
 def conv_flops(n, cin, cout, k, hout, wout):
@@ -454,3 +456,22 @@ def test_unwritable_out_is_one_line_before_any_measurement(tmp_path, capsys):
     err = [ln for ln in out.err.splitlines() if ln.startswith("upsample-zoo bench: error:")]
     assert len(err) == 1 and f"cannot write under --out {blocker / 'bench'}" in err[0]
     assert "--- upsamplers" not in out.err + out.out  # no section ran
+
+
+def test_row5_times_the_checkerboard_work_the_segmentation_task_really_does(tmp_path):
+    """The timed task wraps the method the test step calls: a renamed hook once left row 5 timing only the
+    score's compute (its override of the old name was never called)."""
+    from upsample_zoo.bench.checkerboard import timed_segmentation_task
+    from upsample_zoo.bench.measure import Accumulator
+    from upsample_zoo.bench.workloads import build_model
+
+    cfg = compose_cfg(["model.base_channels=4", "model.depth=2"], tmp_path)
+    spent = Accumulator(torch.device("cpu"))
+    task = timed_segmentation_task(cfg, build_model(cfg), spent)
+    task.checkerboard_window = 32
+    x, y = torch.rand(2, 3, 40, 36), torch.zeros(2, 40, 36, dtype=torch.long)
+    sizes = torch.tensor([[40, 36], [38, 33]])  # each image's true size inside the padded batch
+    with torch.no_grad():
+        task.test_step((x, y, sizes), 1)
+    assert task.test_checkerboard.count.item() == 2 * cfg.data.num_classes  # both windows, all class maps
+    assert spent.seconds > 0

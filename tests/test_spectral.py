@@ -11,8 +11,8 @@ from torch import nn
 
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
-from upsample_zoo.metrics.checkerboard import CheckerboardScore, checkerboard_score
-from upsample_zoo.metrics.spectrum import azimuthal_spectrum, mean_log_spectrum, spectral_loss
+from upsample_zoo.metrics.checkerboard import CheckerboardScore, analysis_size, checkerboard_score
+from upsample_zoo.metrics.spectrum import azimuthal_spectrum, hann_window_2d, mean_log_spectrum, spectral_loss
 from upsample_zoo.upsamplers import TransposedConv
 
 KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
@@ -479,3 +479,24 @@ def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scal
         expected = _power_sum(F.pad(whole[..., :hh, :ww], (0, ww - whole.shape[-1], 0, hh - whole.shape[-2])))
     assert n == 10
     torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6 * float(expected.max()))
+
+
+def test_one_batched_update_equals_updates_image_by_image():
+    """The segmentation task scores a batch's windows in one update (one check, one FFT call); the metric keeps
+    rfft2 half-planes and mirrors them when read. Same numbers as one image at a time, to float32 rounding."""
+    x = torch.rand(5, 4, 40, 40, generator=torch.Generator().manual_seed(7))
+    one, each = CheckerboardScore(scale=4), CheckerboardScore(scale=4)
+    one.update(x)
+    for image in x:
+        each.update(image[None])
+    torch.testing.assert_close(one.mean_power(), each.mean_power(), rtol=1e-5, atol=0)
+    a, b = one.compute(), each.compute()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert abs(float(a[k]) - float(b[k])) <= 1e-4 * max(1.0, abs(float(b[k]))), k
+    # the mirrored half-plane is the full spectrum: P(-k) = P(k) of the windowed, mean-free image
+    c, hh, ww = analysis_size(40, 40, 4)
+    win = hann_window_2d(hh, ww)
+    crop = x[..., c:c + hh, c:c + ww]
+    full = torch.fft.fft2((crop - crop.mean((-2, -1), keepdim=True)) * win).abs().square().mean((0, 1))
+    torch.testing.assert_close(one.mean_power(), full / win.square().sum(), rtol=1e-4, atol=1e-7)

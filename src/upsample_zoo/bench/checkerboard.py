@@ -58,8 +58,8 @@ class Checkerboard:
 
 
 def timed_segmentation_task(cfg, model: torch.nn.Module, spent: Accumulator):
-    """The configured segmentation task (figures off), as a subclass whose checkerboard work (the logits hook:
-    crop, softmax, spectra; and the score's compute) adds its time to ``spent``."""
+    """The configured segmentation task (figures off), as a subclass whose checkerboard work
+    (``score_checkerboard``: crop, softmax, spectra; and the score's compute) adds its time to ``spent``."""
     from hydra.utils import instantiate
 
     make = instantiate(cfg.task, model=model, figure_dir=None, _convert_="all", _partial_=True)
@@ -76,9 +76,9 @@ def timed_segmentation_task(cfg, model: torch.nn.Module, spent: Accumulator):
 
             self.test_checkerboard = TimedScore(scale=score.scale)
 
-        def test_logits_hook(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        def score_checkerboard(self, per_image: list[torch.Tensor]) -> None:
             with spent:
-                super().test_logits_hook(logits, target)
+                super().score_checkerboard(per_image)
 
     return TimedTask(*make.args, **make.keywords)
 

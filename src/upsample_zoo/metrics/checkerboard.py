@@ -79,22 +79,34 @@ def gradient_energy(x: Tensor) -> Tensor:
     return (x[..., :-1, 1:] - base).abs_().add_((x[..., 1:, :-1] - base).abs_())
 
 
+def _half_power_sums(maps: Tensor) -> Tensor:
+    """(K, B, C, H, W) -> (K, H, W//2 + 1): for each of the K kinds of map (the image, its gradient energy), P
+    summed over batch and channels on the rfft2 half-plane, all K in one FFT call."""
+    h, w = maps.shape[-2:]
+    win = hann_window_2d(h, w).to(device=maps.device, dtype=maps.dtype)
+    spec = torch.fft.rfft2((maps - maps.mean(dim=(-2, -1), keepdim=True)) * win)
+    return (spec.real.square() + spec.imag.square()).sum(dim=(1, 2)) / win.square().sum()
+
+
+def full_spectrum(half: Tensor, w: int) -> Tensor:
+    """(..., H, W//2 + 1) half-plane -> (..., H, W): the other half from P(-k) = P(k), which holds for real
+    inputs. Linear, so it commutes with the sums over images: the metric keeps halves and expands once."""
+    h = half.shape[-2]
+    cols = torch.arange(w // 2 + 1, w, device=half.device)
+    rows = (-torch.arange(h, device=half.device)) % h
+    return torch.cat([half, half[..., rows, :][..., w - cols]], dim=-1)
+
+
 def _power_sum(x: Tensor) -> Tensor:
-    """Sum over batch and channels of P, as (H, W). Uses rfft2 (half the work) and fills the other half
-    of the spectrum from P(-k) = P(k), which holds for real inputs."""
-    h, w = x.shape[-2:]
-    win = hann_window_2d(h, w).to(device=x.device, dtype=x.dtype)
-    spec = torch.fft.rfft2((x - x.mean(dim=(-2, -1), keepdim=True)) * win)
-    half = (spec.real.square() + spec.imag.square()).sum(dim=(0, 1)) / win.square().sum()
-    cols = torch.arange(w // 2 + 1, w, device=x.device)
-    rows = (-torch.arange(h, device=x.device)) % h
-    return torch.cat([half, half[rows][:, w - cols]], dim=1)
+    """Sum over batch and channels of P, as (H, W) (rfft2: half the work)."""
+    return full_spectrum(_half_power_sums(x[None])[0], x.shape[-1])
 
 
-def batch_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
-                     what: str = "images") -> tuple[Tensor, Tensor, int]:
-    """Power summed over batch and channels for the image and its gradient-energy map, and the count.
-    The batch is checked first (:func:`check_images`) and mapped from ``value_range`` to [0, 1]."""
+def batch_half_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
+                          what: str = "images") -> tuple[Tensor, int]:
+    """(2, H', W'//2 + 1): the half-plane power of the image and of its gradient-energy map, summed over batch
+    and channels, and the count. The batch is checked first (:func:`check_images`) and mapped from
+    ``value_range`` to [0, 1]."""
     check_images(x, value_range, what)
     x = to_unit(x, value_range)
     c, hh, ww = analysis_size(x.shape[-2], x.shape[-1], scale)
@@ -103,7 +115,21 @@ def batch_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = U
     # of the cost on a segmentation window). Tiny images (c == 0) lack that row or column: zero-pad it.
     grad = gradient_energy(x[..., c:c + hh + 1, c:c + ww + 1])
     grad = torch.nn.functional.pad(grad, (0, ww - grad.shape[-1], 0, hh - grad.shape[-2]))
-    return _power_sum(img), _power_sum(grad), x.shape[0] * x.shape[1]
+    return _half_power_sums(torch.stack([img, grad])), x.shape[0] * x.shape[1]
+
+
+def batch_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
+                     what: str = "images") -> tuple[Tensor, Tensor, int]:
+    """Power summed over batch and channels for the image and its gradient-energy map, (H', W') each, and the
+    count: :func:`batch_half_power_sums`, expanded."""
+    halves, n = batch_half_power_sums(x, scale, value_range, what)
+    power, grad = full_spectrum(halves, even_width(halves))
+    return power, grad, n
+
+
+def even_width(half: Tensor) -> int:
+    """W' of a half-plane spectrum: the analysed side is a multiple of lcm(s, 2), so even: 2 (W'//2 + 1 - 1)."""
+    return 2 * (half.shape[-1] - 1)
 
 
 # ---- peak contrast --------------------------------------------------------------------------------
@@ -281,11 +307,14 @@ class CheckerboardScore(Metric):
 
     def update(self, x: Tensor, real: bool = False) -> None:
         what = "reference images (real=True)" if real else "images"
-        power, grad, n = batch_power_sums(x, self.scale, self.value_range, what)
+        halves, n = batch_half_power_sums(x, self.scale, self.value_range, what)
+        power, grad = halves
         held = self.ref_power_sum if real else self.power_sum
         if held.ndim and held.shape != power.shape:
-            raise ValueError(f"CheckerboardScore: analysed size {tuple(power.shape)} differs from the earlier "
-                             f"{tuple(held.shape)}; all {'reference ' if real else ''}images must share a size")
+            size = lambda t: (t.shape[-2], even_width(t))  # noqa: E731
+            raise ValueError(f"CheckerboardScore: analysed size {size(power)} differs from the earlier "
+                             f"{size(held)}; all {'reference ' if real else ''}images must share a size")
+        # the states hold rfft2 half-planes (the full spectrum is their mirror image): expanded once, when read
         if real:
             self.ref_power_sum = self.ref_power_sum + power
             self.ref_count = self.ref_count + n
@@ -299,10 +328,11 @@ class CheckerboardScore(Metric):
         total, n = (self.ref_power_sum, self.ref_count) if real else (self.power_sum, self.count)
         if n.item() == 0:
             raise RuntimeError("CheckerboardScore: no " + ("reference " if real else "") + "images added")
-        return total / n
+        return full_spectrum(total / n, even_width(total))
 
     def compute(self) -> dict[str, Tensor]:
-        out = scores_from_power(self.mean_power(), self.grad_sum / self.count, self.scale)
+        grad = self.grad_sum / self.count
+        out = scores_from_power(self.mean_power(), full_spectrum(grad, even_width(grad)), self.scale)
         if self.ref_count.item() > 0:
             ref = self.mean_power(real=True)
             h, w = ref.shape[-2:]
@@ -333,10 +363,13 @@ __all__ = [
     "MIN_SIDE",
     "CheckerboardScore",
     "analysis_size",
+    "batch_half_power_sums",
     "batch_power_sums",
     "checkerboard_score",
     "contrast_db",
     "crop_border",
+    "even_width",
+    "full_spectrum",
     "gradient_energy",
     "grid_bins",
     "grid_period",
