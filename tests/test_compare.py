@@ -457,3 +457,20 @@ def test_a_sweep_of_the_baseline_alone_says_so_instead_of_an_empty_paired_table(
     assert "Against the baseline" not in text and "k = 0" not in text and "| pairs |" not in text
     html = written["html"].read_text()
     assert "Only bilinear here" in html and "Against the baseline" not in html
+
+
+def test_a_metric_with_its_own_standard_error_gets_a_per_run_table(tmp_path):
+    """KID reports each run's jackknife SE (test/kid_se): the report lists 'value ± SE' per operator and seed, a
+    missing seed as '–', in markdown and HTML; a metric without an _se (FID) gets no such table."""
+    kid = {("bilinear", 0): (1.5, 0.25), ("bilinear", 1): (2.0, 0.5), ("tconv", 0): (3.25, 0.75)}
+    for (up, seed), (v, se) in kid.items():
+        write_run(tmp_path, f"{up}_s{seed}", upsampler=up, seed=seed, task="gan", data="image_folder",
+                  metrics={"test/fid": 100 + v, "test/kid": v, "test/kid_se": se})
+    compare([tmp_path], out=tmp_path)
+    text = (tmp_path / "comparison.md").read_text()
+    table = text[text.index("KID ×10³, per run:"):].split("\n\n")[1].splitlines()
+    assert table[0] == "| upsampler | seed 0 | seed 1 |"
+    assert "| bilinear | 1.500 ± 0.250 | 2.000 ± 0.500 |" in table  # the column's decimals, as the summary's
+    assert "| tconv | 3.250 ± 0.750 | – |" in table
+    assert "FID, per run" not in text
+    assert "KID ×10³, per run</h3>" in (tmp_path / "comparison.html").read_text()

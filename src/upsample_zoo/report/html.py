@@ -22,6 +22,7 @@ from upsample_zoo.report.model import Comparison, Section
 from upsample_zoo.report.runs import sweep_commands
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
+    SE_NOTE,
     Cell,
     Row,
     Table,
@@ -30,6 +31,7 @@ from upsample_zoo.report.tables import (
     failures_table,
     paired_note,
     paired_table,
+    per_run_se_tables,
     reference_note,
     summary_table,
     superseded_lines,
@@ -136,7 +138,7 @@ def _section_view(cmp: Comparison, s: Section) -> dict[str, Any]:
     runs = [r for g in s.groups for r in g.runs] + old
     view.update(figures=_figures(s), failures=failures_table(s), protocols=_protocols(s), datasets=_datasets(s),
                 tags=sorted({t for r in runs for t in r.tags}), sweeps=sweep_commands(runs), n_runs=len(runs),
-                superseded=superseded_lines(s),
+                superseded=superseded_lines(s), per_run_se=per_run_se_tables(cmp, s),
                 per_run="\n".join(f"{r.command}    # {'superseded' if r in old else r.status}, {r.run_dir}"
                                    for r in runs if r.overrides))
     return view
@@ -162,4 +164,4 @@ def render_html(cmp: Comparison) -> str:
         now=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         sections=[_section_view(cmp, s) for s in cmp.sections], unreadable=_unreadable_table(cmp),
         all_metrics=all_metrics_table(cmp) if cmp.rows else None,
-        reference_name=REFERENCE_NAME)
+        reference_name=REFERENCE_NAME, se_note=SE_NOTE)

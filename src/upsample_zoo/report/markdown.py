@@ -8,11 +8,13 @@ from typing import Any
 from upsample_zoo.report.model import Comparison, Section
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
+    SE_NOTE,
     Table,
     ci_table,
     failures_table,
     paired_note,
     paired_table,
+    per_run_se_tables,
     reference_note,
     summary_table,
     superseded_lines,
@@ -42,6 +44,8 @@ def _section(cmp: Comparison, s: Section) -> list[str]:
         lines += [f"{REFERENCE_NAME}: {md(reference_note(s))}", ""]
     if s.headline and any(g.n_ok >= 2 for g in s.groups):
         lines += ["95% confidence interval of the mean over seeds:", "", *md_table(ci_table(cmp, s))]
+    for name, table in per_run_se_tables(cmp, s):
+        lines += [f"{md(name)}, per run: {md(SE_NOTE)}", "", *md_table(table)]
     if cmp.baseline and s.group(cmp.baseline) is not None and len(s.groups) == 1:
         lines += [f"Only `{md(cmp.baseline)}` here: no other operator to test against it.", ""]
     elif cmp.baseline and s.group(cmp.baseline) is not None and s.headline:

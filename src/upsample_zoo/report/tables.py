@@ -195,6 +195,35 @@ def failures_table(s: Section) -> Table:
                        Cell(str(r.run_dir), cls="text")], "failed") for r in bad], numeric_from=99)
 
 
+SE_NOTE = ("each run’s own estimate ± its standard error (a delete-one-block jackknife over the generated and "
+           "real features, the metric’s _se in results.json): the uncertainty of one score at this n; the spread "
+           "over seeds above adds each generator’s own variation to it.")
+
+
+def per_run_se_tables(cmp: Comparison, s: Section) -> list[tuple[str, Table]]:
+    """For each headline metric whose runs report a standard error (``<metric>_se``, e.g. KID): one row per
+    upsampler, one column per seed, 'value ± SE'."""
+    out = []
+    for m in s.headline:
+        runs = [r for g in s.groups for r in g.ok_runs if math.isfinite(r.metrics.get(f"{m}_se", math.nan))]
+        if not runs:
+            continue
+        seeds = sorted({r.seed for r in runs}, key=lambda x: (x is None, x))
+        d = cmp.decimals(s).get(m)
+        table = Table(["upsampler", *[f"seed {x}" for x in seeds]])
+        for g in s.groups:
+            by_seed = {r.seed: r for r in g.ok_runs}
+            cells = []
+            for x in seeds:
+                r = by_seed.get(x)
+                v, se = (r.metrics.get(m), r.metrics.get(f"{m}_se")) if r else (None, None)
+                ok = v is not None and se is not None and math.isfinite(v) and math.isfinite(se)
+                cells.append(Cell(f"{fmt(v, d)} ± {fmt(se, d)}" if ok else "–", v if ok else None))
+            table.rows.append(Row([Cell(g.upsampler), *cells]))
+        out.append((label(m), table))
+    return out
+
+
 def superseded_lines(s: Section) -> list[str]:
     """One line per ok run that a later run of the same operator and seed replaced (not counted anywhere)."""
     return [f"superseded: {old.run_dir} ({old.upsampler}, seed {old.seed}), replaced by a later run: {new.run_dir}"
