@@ -108,3 +108,40 @@ def test_the_module_is_the_kernel_applied_window_by_window(cls):
                 filt[:, y, xx] += k[p, y, xx] * hr[:, min(max(y + dy, 0), 7), min(max(xx + dx, 0), 9)]
     want = np.einsum("oc,chw->ohw", w, filt) + b[:, None, None]
     np.testing.assert_allclose(got[0], want, atol=1e-5)
+
+
+def _unfold_window(x: torch.Tensor) -> torch.Tensor:
+    """The reference the module replaced: each pixel's replicate-padded 7x7 neighbourhood, (N, C, 49, H, W)."""
+    n, c, h, w = x.shape
+    return F.unfold(F.pad(x, [R] * 4, mode="replicate"), 2 * R + 1).view(n, c, (2 * R + 1) ** 2, h, w)
+
+
+def _unfold_forward(up, x, guide):
+    """JBU/JBF as they were written on unfold: the range kernel from the unfolded guide, the weighted mean of the
+    unfolded bicubic upsampling."""
+    if isinstance(up, JBU):
+        keys = up.range_proj(guide)
+        rng = F.softmax(up.range_temp.exp().clamp(1e-4, 1e4)
+                        * torch.einsum("ncphw,nchw->nphw", _unfold_window(keys), keys), dim=1)
+    else:
+        var = guide.var(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(1e-12)
+        d2 = (_unfold_window(guide) - guide.unsqueeze(2)).square().mean(1) / var
+        rng = torch.exp(-d2 / (2 * up.sigma_range**2))
+    k = rng * up.spatial().to(guide.dtype).view(1, -1, 1, 1)
+    k = k / k.sum(1, keepdim=True).clamp_min(1e-12)
+    hr = F.interpolate(x, scale_factor=up.scale, mode="bicubic", align_corners=False)
+    return up.proj((_unfold_window(hr) * k.unsqueeze(1)).sum(2))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("cls", [JBU, JBF])
+def test_the_streamed_windows_equal_the_unfold_reference_in_output_and_every_gradient(cls, scale):
+    up = _randomised(cls(3, 4, scale=scale)).double()
+    x = torch.randn(2, 3, 3, 5, dtype=torch.float64, requires_grad=True)
+    guide = torch.randn(2, 4, 3 * scale, 5 * scale, dtype=torch.float64, requires_grad=True)
+    leaves = [x, guide, *up.parameters()]
+    got, want = up(x, guide=guide), _unfold_forward(up, x, guide)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    g = torch.randn_like(got)
+    for a, b in zip(torch.autograd.grad(got, leaves, g), torch.autograd.grad(want, leaves, g)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)

@@ -2,14 +2,16 @@
 
 - ``jbu``: FeatUp's learned-range joint bilateral upsampler (Fu et al., ICLR 2024; github.com/mhamilton723/FeatUp,
   ``featup/upsamplers.py``, ``JBULearnedRange``), in pure PyTorch: its ``AdaptiveConv`` is a CUDA extension,
-  here the 7x7 window is ``unfold``.
+  here the 7x7 window is a streamed sum over shifted views (``window_ops``).
 - ``jbf``: the parameter-free joint bilateral filter (Kopf et al. 2007, with a Gaussian range kernel), the
   baseline that tells whether JBU's learned range kernel earns its weights.
 
 Both: the decoder feature is bicubic-upsampled to the guide's grid (align_corners=False: the zoo's grid), then
 each output pixel is the weighted mean of its 7x7 neighbourhood, with weights = a spatial Gaussian x a range
 kernel computed on the guide (the U-Net skip), normalised to sum 1. A 1x1 conv maps the channels (projected
-first when it narrows them: the filter is linear and shared by every channel, so the two commute).
+first when it narrows them: the filter is linear and shared by every channel, so the two commute). The window
+is replicate-padded (FeatUp pads by reflection, which needs the radius below the side: replicate works at any
+size), and every window pass is a streamed :mod:`~upsample_zoo.upsamplers.window_ops` op, never a 49x copy.
 """
 
 from __future__ import annotations
@@ -21,14 +23,7 @@ from torch import nn
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers.base import Upsampler
 from upsample_zoo.upsamplers.interp import resample
-
-
-def window(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, (2r+1)^2, H, W): each pixel's neighbourhood, replicate-padded at the border
-    (FeatUp pads by reflection, which needs r < the side: replicate works at any size)."""
-    n, c, h, w = x.shape
-    d = 2 * radius + 1
-    return F.unfold(F.pad(x, [radius] * 4, mode="replicate"), d).view(n, c, d * d, h, w)
+from upsample_zoo.upsamplers.window_ops import reassemble, window_dot
 
 
 def spatial_gaussian(radius: int, sigma: torch.Tensor | float) -> torch.Tensor:
@@ -49,7 +44,7 @@ class _JointBilateral(Upsampler):
         if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
             raise ConfigError(f"{type(self).__name__}: radius must be a positive int (the window is 2r+1), got "
                               f"{radius!r}")
-        self.radius = radius
+        self.radius, self.window_size = radius, 2 * radius + 1
         self.guide_channels = out_channels  # the skip, before concatenation
         self.proj = nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
@@ -70,7 +65,7 @@ class _JointBilateral(Upsampler):
         if narrow:
             x = self.proj(x)
         hr = resample(x, self.scale, "bicubic")
-        y = (window(hr, self.radius) * self.kernel(guide).unsqueeze(1)).sum(2)
+        y = reassemble(hr, self.kernel(guide).to(hr.dtype), self.window_size, 1, padding="replicate")
         return y if narrow else self.proj(y)
 
     def extra_repr(self) -> str:
@@ -106,7 +101,7 @@ class JBU(_JointBilateral):
 
     def range_kernel(self, guide: torch.Tensor) -> torch.Tensor:
         keys = self.range_proj(guide)
-        sim = torch.einsum("ncphw,nchw->nphw", window(keys, self.radius), keys)
+        sim = window_dot(keys, keys, self.window_size, 1, padding="replicate")
         return F.softmax(self.range_temp.exp().clamp(1e-4, 1e4) * sim, dim=1)
 
 
@@ -129,5 +124,9 @@ class JBF(_JointBilateral):
 
     def range_kernel(self, guide: torch.Tensor) -> torch.Tensor:
         var = guide.var(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(1e-12)
-        d2 = (window(guide, self.radius) - guide.unsqueeze(2)).square().mean(1) / var
+        # |g_p - g_q|^2 = |g_p|^2 + |g_q|^2 - 2 g_p.g_q, each a streamed window op (no 49x copy of the guide)
+        sq = guide.square().sum(1, keepdim=True)
+        sq_p = window_dot(torch.ones_like(sq), sq, self.window_size, 1, padding="replicate")
+        dot = window_dot(guide, guide, self.window_size, 1, padding="replicate")
+        d2 = (sq_p + sq - 2 * dot).clamp_min(0) / guide.shape[1] / var
         return torch.exp(-d2 / (2 * self.sigma_range**2))

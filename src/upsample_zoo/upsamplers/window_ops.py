@@ -64,8 +64,8 @@ def _dot(a: torch.Tensor, xp: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _scatter(a: torch.Tensor, kern: torch.Tensor, k: int) -> torch.Tensor:
-    """a (N, s^2, C, h, w), kern (N, k^2, s^2, h, w) -> (N, C, h, w): the transpose of the shifted views,
-    sum_t shift_t^T(sum_q a_q kern_tq), cropped to the unpadded input."""
+    """a (N, s^2, C, h, w), kern (N, k^2, s^2, h, w) -> (N, C, h+2r, w+2r): the transpose of the shifted views,
+    sum_t shift_t^T(sum_q a_q kern_tq), on the padded input (the padding's own backward then crops or folds)."""
     n, ss, c, h, w = a.shape
     r = k // 2
     out = torch.zeros(n, c, h + 2 * r, w + 2 * r, dtype=a.dtype, device=a.device)
@@ -73,7 +73,7 @@ def _scatter(a: torch.Tensor, kern: torch.Tensor, k: int) -> torch.Tensor:
         target = out[view]
         for q in range(ss):
             target.addcmul_(a[:, q], kern[:, t, q].unsqueeze(1))
-    return out[:, :, r:r + h, r:r + w]
+    return out
 
 
 def _acc(*ts: torch.Tensor) -> torch.dtype:
@@ -81,19 +81,26 @@ def _acc(*ts: torch.Tensor) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in ts) else torch.float32
 
 
-def _padded(x: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
-    return F.pad(x.to(dtype), [k // 2] * 4)
+PADDING = {"zeros": "constant", "replicate": "replicate"}
+
+
+def _pad(x: torch.Tensor, k: int, padding: str) -> torch.Tensor:
+    """x padded by k // 2 on every side (differentiable: the ops below take the padded input)."""
+    if padding not in PADDING:
+        raise ValueError(f"window ops: padding must be one of {sorted(PADDING)}, got {padding!r}")
+    return F.pad(x, [k // 2] * 4, mode=PADDING[padding])
 
 
 class _Reassemble(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, kernels, k, s):
-        acc = _acc(x, kernels)
+    def forward(ctx, xp, kernels, k, s):
+        acc = _acc(xp, kernels)
         kern = to_subpixel(kernels.to(acc), s).transpose(1, 2).contiguous()  # (N, k^2, s^2, h, w)
-        xp = _padded(x, k, acc)
+        ctx.dtypes = (xp.dtype, kernels.dtype)
+        xp = xp.to(acc)
         ctx.save_for_backward(xp, kern)
-        ctx.k, ctx.s, ctx.dtypes = k, s, (x.dtype, kernels.dtype)
-        return from_subpixel(_gather(xp, kern, k), s).to(x.dtype)
+        ctx.k, ctx.s = k, s
+        return from_subpixel(_gather(xp, kern, k), s).to(ctx.dtypes[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -109,12 +116,13 @@ class _Reassemble(torch.autograd.Function):
 
 class _WindowDot(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, x, k, s):
-        acc = _acc(q, x)
+    def forward(ctx, q, xp, k, s):
+        acc = _acc(q, xp)
         a = to_subpixel(q.to(acc), s)
-        xp = _padded(x, k, acc)
+        ctx.dtypes = (q.dtype, xp.dtype)
+        xp = xp.to(acc)
         ctx.save_for_backward(a, xp)
-        ctx.k, ctx.s, ctx.dtypes = k, s, (q.dtype, x.dtype)
+        ctx.k, ctx.s = k, s
         sim = _dot(a, xp, k)  # (N, k^2, s^2, h, w)
         return from_subpixel(sim.transpose(1, 2), s).to(q.dtype)
 
@@ -128,13 +136,14 @@ class _WindowDot(torch.autograd.Function):
         return dq, dx, None, None
 
 
-def reassemble(x: torch.Tensor, kernels: torch.Tensor, k: int, scale: int) -> torch.Tensor:
+def reassemble(x: torch.Tensor, kernels: torch.Tensor, k: int, scale: int, padding: str = "zeros") -> torch.Tensor:
     """``x`` (N, C, H, W), ``kernels`` (N, k^2, s*H, s*W) -> (N, C, s*H, s*W): output pixel (Y, X) is
-    sum_{i,j} kernels[:, i*k + j, Y, X] * x[:, :, Y//s + i - k//2, X//s + j - k//2], zero outside the input."""
-    return _Reassemble.apply(x, kernels, int(k), int(scale))
+    sum_{i,j} kernels[:, i*k + j, Y, X] * x[:, :, Y//s + i - k//2, X//s + j - k//2]; outside the input x reads
+    zero (``padding="zeros"``, mmcv's CARAFE) or its nearest border pixel (``"replicate"``)."""
+    return _Reassemble.apply(_pad(x, k, padding), kernels, int(k), int(scale))
 
 
-def window_dot(q: torch.Tensor, x: torch.Tensor, k: int, scale: int) -> torch.Tensor:
+def window_dot(q: torch.Tensor, x: torch.Tensor, k: int, scale: int, padding: str = "zeros") -> torch.Tensor:
     """``q`` (N, d, s*H, s*W), ``x`` (N, d, H, W) -> (N, k^2, s*H, s*W): q at (Y, X) dotted with x at each tap
-    (Y//s + i - k//2, X//s + j - k//2) of the k x k window, 0 outside the input."""
-    return _WindowDot.apply(q, x, int(k), int(scale))
+    (Y//s + i - k//2, X//s + j - k//2) of the k x k window; outside the input x is zero or replicated."""
+    return _WindowDot.apply(q, _pad(x, k, padding), int(k), int(scale))
