@@ -465,7 +465,8 @@ def test_a_metric_with_its_own_standard_error_gets_a_per_run_table(tmp_path):
     kid = {("bilinear", 0): (1.5, 0.25), ("bilinear", 1): (2.0, 0.5), ("tconv", 0): (3.25, 0.75)}
     for (up, seed), (v, se) in kid.items():
         write_run(tmp_path, f"{up}_s{seed}", upsampler=up, seed=seed, task="gan", data="image_folder",
-                  metrics={"test/fid": 100 + v, "test/kid": v, "test/kid_se": se})
+                  metrics={"test/fid": 100 + v, "test/kid": v, "test/kid_se": se, "test/precision": v / 10,
+                           "test/kid_real_floor": 0.01, "test/precision_real_floor": 0.7})
     compare([tmp_path], out=tmp_path)
     text = (tmp_path / "comparison.md").read_text()
     table = text[text.index("KID ×10³, per run:"):].split("\n\n")[1].splitlines()
@@ -473,4 +474,6 @@ def test_a_metric_with_its_own_standard_error_gets_a_per_run_table(tmp_path):
     assert "| bilinear | 1.500 ± 0.250 | 2.000 ± 0.500 |" in table  # the column's decimals, as the summary's
     assert "| tconv | 3.250 ± 0.750 | – |" in table
     assert "FID, per run" not in text
+    assert "| precision ↑ |" in text  # the k-NN metrics by their names, with their directions
+    assert "by the same code: FID, KID, precision, recall, density, coverage and spectral FD of" in text
     assert "KID ×10³, per run</h3>" in (tmp_path / "comparison.html").read_text()

@@ -38,7 +38,8 @@ LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID",
           "test/checkerboard_db": "checkerboard dB", "test/checkerboard_db_vs_ref": "checkerboard dB − real",
           "test/boundary_iou": "boundary IoU", "test/grid_error_contrast": "grid error contrast",
           "test/spectral_fd_shape": "spectral FD shape (blur)", "test/spectral_fd_artifact": "spectral FD artifact",
-          "test/spectral_fd": "spectral FD (one number, older runs)", **dict(COST_COLUMNS)}
+          "test/spectral_fd": "spectral FD (one number, older runs)", "test/precision": "precision",
+          "test/recall": "recall", "test/density": "density", "test/coverage": "coverage", **dict(COST_COLUMNS)}
 
 
 def label(metric: str) -> str:

@@ -24,7 +24,10 @@ def reference_note(s: Section) -> str:
         n = ", ".join(f"n = {have:,} real images" + (f" (FEWER than the {want:,} generated: all the reference split "
                                                      f"has outside the reference set)" if want and have < want else
                                                      " (as many as generated)") for have, want in got)
-    return (f"the same metrics on real images, by the same code: FID and spectral FD of {n}, from outside the "
+    scored = "FID and spectral FD"
+    if "test/kid" in s.reference():  # the k-NN metrics come with KID (the same features, tasks/gan.py)
+        scored = "FID, KID, precision, recall, density, coverage and spectral FD"
+    return (f"the same metrics on real images, by the same code: {scored} of {n}, from outside the "
             "reference set (the real-vs-real floor no generator can beat at this n), and the checkerboard score of "
             "the real reference images (results.json protocol.real_floor).")
 
