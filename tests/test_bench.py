@@ -89,6 +89,47 @@ def test_guided_upsampler_rows_get_a_guide():
         assert rows[name]["flops_fwd_bwd"] > rows[name]["flops_fwd"] > 0
 
 
+def test_peak_bytes_counts_the_tensors_alive_at_once():
+    """y = exp(2x) on a 4 MiB x: the temporary 2x is freed once exp has run (exp saves its output, not its
+    input); then y, the incoming gradient, exp's gradient g * y and mul's gradient (x.grad) are alive together:
+    4 x 4 MiB. A few bytes of scalars may ride along, nothing more."""
+    x = torch.randn(4, 64, 64, 64, requires_grad=True)
+
+    def fwd_bwd() -> None:
+        y = (x * 2).exp()
+        y.backward(torch.ones_like(y))
+
+    peak = measure.peak_bytes(fwd_bwd, torch.device("cpu"))
+    assert 16 * 2**20 <= peak < 16 * 2**20 + 1024
+
+
+def test_unet_stage_shapes_are_the_real_voc_decoder_steps(tmp_path):
+    """seg_voc_cpu: base_channels 8, depth 4, crop 160, batch 8 -> decoder widths 128 -> 64 -> ... -> 8 and
+    input sides 160 / 16, / 8, / 4, / 2 (the U-Net's arithmetic, independent of the hooks that read them)."""
+    shapes = upsamplers.unet_stage_shapes(settings.FULL, tmp_path)
+    widths = [8 * 2**i for i in range(5)]
+    assert [(st.in_channels, st.out_channels, st.side) for st in shapes] == [
+        (widths[i + 1], widths[i], 160 // 2 ** (i + 1)) for i in reversed(range(4))]
+    assert {st.batch for st in shapes} == {8}
+    assert {st.batch for st in upsamplers.unet_stage_shapes(settings.QUICK, tmp_path)} == {settings.QUICK.unet_batch}
+
+
+def test_row_1_ratios_and_the_unet_table_read_the_baseline_of_the_same_run():
+    s = measure.summarize([0.2, 0.2])
+    rows = {"resize_conv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, measure.summarize([0.1]), 1.0, 0.1,
+                                                   peak_mib=8.0),
+            "carafe": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, peak_mib=12.0)}
+    stages = [upsamplers.StageShape(2, 16, 8, 10), upsamplers.StageShape(2, 8, 4, 20)]
+    unet = upsamplers.UNetStages(["experiment=x"], stages, {
+        "resize_conv": upsamplers.StageRow([1.0, 3.0], 4.0, 2.0), "carafe": upsamplers.StageRow([2.0, 8.0], 10.0, 5.0),
+        "sapa": measure.Failed("boom")})
+    md = "\n".join(upsamplers.render(upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], rows, unet)))
+    assert "| carafe | 10 | 0.0000000300 | 200 (200–200) | 2.00 | 1.00 | 0.100 | 12.0 | 1.50 |" in md
+    assert "| 16→8, 10→20 | 8→4, 20→40 | total ms |" in md
+    assert "| carafe | 2.00 | 8.00 | 10.0 | 2.50 | 5.00 | 2.50 |" in md
+    assert "| sapa | error: boom |" in md
+
+
 def test_every_upsampler_config_is_benched():
     names = set(upsamplers.load_upsampler_configs())
     assert {"tconv", "bilinear", "pixel_shuffle"} <= names
@@ -329,7 +370,9 @@ def _full_result() -> report.BenchResult:
         "torch": "2", "device": "cpu", "gpu": None, "torch_threads": 1}, load_avg_start=[0.1, 0.1, 0.1],
         errors={"overhead/gan": "RuntimeError: no"}, matmul=MatmulPeak(64, "float32", s),
         upsamplers=upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], {
-            "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1), "carafe": measure.Failed("x")}),
+            "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, 2.0),
+            "carafe": measure.Failed("x")}, upsamplers.UNetStages(
+                ["experiment=x"], [upsamplers.StageShape(2, 16, 8, 10)], {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0)})),
         overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
         data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
         fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),
@@ -349,8 +392,10 @@ BENCH_JSON_KEYS = {
     "": "schema mode command settings device load_avg_start errors matmul upsamplers overhead data fid checkerboard "
         "scaling sweep wall_s load_avg_end threads headline",
     "matmul": "n dtype gflops",
-    "upsamplers": "input channels rows",
-    "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio",
+    "upsamplers": "input channels rows unet",
+    "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio peak_mib",
+    "upsamplers.unet": "overrides stages rows",
+    "upsamplers.unet.rows.tconv": "time_ms total_ms peak_mib",
     "upsamplers.rows.carafe": "error",
     "overhead.segmentation": "workload batch_size pairs torch_threads plain_step_s lightning_step_s ratio threads "
                              "framework overhead_ms_per_step ratio_implied",
@@ -418,6 +463,8 @@ def test_bench_md_has_every_heading_and_table():
     assert headings == [
         "# upsample-zoo bench (full)",
         "## 1. Upsamplers: forward+backward, 8→4 channels, 8x8 input (16x16 output), batch 1, fp32",
+        "### 1b. At the U-Net's shapes: one decoder step per stage of `experiment=x`, batch 2, forward+backward ms "
+        "(median)",
         "## 2. Framework overhead: Lightning training-step throughput ÷ plain PyTorch loop",
         "## 3. Data pipeline: train-loader throughput ÷ training-step consumption",
         "## 4. FID",
@@ -427,7 +474,9 @@ def test_bench_md_has_every_heading_and_table():
         "## Errors"]
     headers = [md[i - 1] for i, line in enumerate(md) if line.startswith("|---")]
     assert headers == [
-        "| upsampler | params | GFLOP fwd+bwd | time ms | GFLOP/s | ÷ matmul peak |",
+        "| upsampler | params | GFLOP fwd+bwd | time ms | ÷ resize_conv | GFLOP/s | ÷ matmul peak | peak MiB | "
+        "÷ resize_conv |",
+        "| upsampler | 16→8, 10→20 | total ms | ÷ resize_conv | peak MiB | ÷ resize_conv |",
         "| task | workload | pairs | plain ms/step | Lightning ms/step | **ratio (direct, wall)** | "
         "framework ms/step (CPU) | ratio (implied) |",
         "| task | default threads | ms/step | 1 thread ms/step | 1 thread ÷ default, speed |",

@@ -106,7 +106,7 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
     res.matmul = run.section("matmul", lambda: matmul_peak(s.matmul_n, max(5, s.repeats), device))
     peak = (res.matmul.gflops["median"] if isinstance(res.matmul, MatmulPeak) else None) or 0.0
     if "upsamplers" in sections:
-        res.upsamplers = run.section("upsamplers", lambda: upsamplers.run(s, device, peak, ups))
+        res.upsamplers = run.section("upsamplers", lambda: upsamplers.run(s, device, peak, ups, work))
     consumption = run.overhead() if "overhead" in sections else run.consumption() if "data" in sections else {}
     if "data" in sections:
         res.data = run.section("data", lambda: data.run(s, work, consumption))

@@ -71,6 +71,28 @@ def forward_backward(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tenso
     y.backward(torch.ones_like(y) if grad is None else grad)
 
 
+def peak_bytes(fn: Callable[[], Any], device: torch.device) -> int:
+    """Peak memory of running ``fn``, in bytes above what was allocated before it: the running sum of the
+    allocations and frees that the profiler records for ``device`` (every tensor PyTorch's allocator hands out,
+    autograd's saved tensors and gradients included), at its maximum."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]" and e.device_type() == _DEVICE_TYPE[device.type]),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+_DEVICE_TYPE = {"cpu": torch._C._autograd.DeviceType.CPU, "cuda": torch._C._autograd.DeviceType.CUDA}
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -24,6 +24,10 @@ class Settings:
     up_batch: int = 16
     up_side: int = 64
     up_channels: tuple[int, int] = (64, 32)
+    # row 1b: the decoder steps of the real-VOC U-Net (its decoder is the same on the scratch encoder: the
+    # encoder's taps are projected onto the same widths and grid), at the config's batch unless set here
+    unet_overrides: tuple[str, ...] = ("experiment=seg_voc_cpu", "encoder=scratch")
+    unet_batch: int | None = None
     seg_overrides: tuple[str, ...] = ()      # the segmentation workload: the config defaults in full mode
     gan_overrides: tuple[str, ...] = ()
     overhead_steps: int = 12         # (Lightning, plain) step pairs per fit, after one warm-up pair
@@ -61,7 +65,7 @@ class Settings:
 
 FULL = Settings(mode="full")
 QUICK = Settings(
-    mode="quick", repeats=3, matmul_n=1024, up_batch=4,
+    mode="quick", repeats=3, matmul_n=1024, up_batch=4, unet_batch=2,
     seg_overrides=("data.batch_size=2",), gan_overrides=(),
     overhead_steps=16, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
     data_seg_images=32, data_vocsize_images=12, data_gan_images=256, loader_epochs=2,
