@@ -372,7 +372,8 @@ def _full_result() -> report.BenchResult:
         upsamplers=upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], {
             "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, 2.0),
             "carafe": measure.Failed("x")}, upsamplers.UNetStages(
-                ["experiment=x"], [upsamplers.StageShape(2, 16, 8, 10)], {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0)})),
+                ["experiment=x"], [upsamplers.StageShape(2, 16, 8, 10)],
+                {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0)})),
         overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
         data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
         fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ def measure_stages(cfg, s: Settings, stages: list[StageShape], g: torch.Generato
     for shape in stages:
         up, x, guide = _operator_and_inputs(cfg, shape, g, device)
         grad = torch.randn(shape.batch, shape.out_channels, 2 * shape.side, 2 * shape.side, generator=g).to(device)
-        t, p = _time_and_peak(lambda: forward_backward(up, x, grad, guide), s, device)
+        t, p = _time_and_peak(partial(forward_backward, up, x, grad, guide), s, device)
         times.append(t["median"] * 1e3)
         peaks.append(p)
     return StageRow(time_ms=times, total_ms=sum(times), peak_mib=max(peaks))
