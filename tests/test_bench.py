@@ -103,13 +103,15 @@ def test_peak_bytes_counts_the_tensors_alive_at_once():
     assert 16 * 2**20 <= peak < 16 * 2**20 + 1024
 
 
+@pytest.mark.slow
 def test_unet_stage_shapes_are_the_real_voc_decoder_steps(tmp_path):
-    """seg_voc_cpu: base_channels 8, depth 4, crop 160, batch 8 -> decoder widths 128 -> 64 -> ... -> 8 and
-    input sides 160 / 16, / 8, / 4, / 2 (the U-Net's arithmetic, independent of the hooks that read them)."""
+    """seg_voc_cpu: base_channels 8, depth 5 (one stage per Inception tap), crop 160, batch 8 -> decoder widths
+    256 -> 128 -> ... -> 8 and input sides 160 / 32, / 16, ..., / 2 (the U-Net's arithmetic, independent of the
+    hooks that read them)."""
     shapes = upsamplers.unet_stage_shapes(settings.FULL, tmp_path)
-    widths = [8 * 2**i for i in range(5)]
+    widths = [8 * 2**i for i in range(6)]
     assert [(st.in_channels, st.out_channels, st.side) for st in shapes] == [
-        (widths[i + 1], widths[i], 160 // 2 ** (i + 1)) for i in reversed(range(4))]
+        (widths[i + 1], widths[i], 160 // 2 ** (i + 1)) for i in reversed(range(5))]
     assert {st.batch for st in shapes} == {8}
     assert {st.batch for st in upsamplers.unet_stage_shapes(settings.QUICK, tmp_path)} == {settings.QUICK.unet_batch}
 

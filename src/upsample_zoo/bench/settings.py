@@ -24,9 +24,9 @@ class Settings:
     up_batch: int = 16
     up_side: int = 64
     up_channels: tuple[int, int] = (64, 32)
-    # row 1b: the decoder steps of the real-VOC U-Net (its decoder is the same on the scratch encoder: the
-    # encoder's taps are projected onto the same widths and grid), at the config's batch unless set here
-    unet_overrides: tuple[str, ...] = ("experiment=seg_voc_cpu", "encoder=scratch")
+    # row 1b: the decoder steps of the real-VOC U-Net (read off the model the experiment builds), at the
+    # config's batch unless set here
+    unet_overrides: tuple[str, ...] = ("experiment=seg_voc_cpu",)
     unet_batch: int | None = None
     seg_overrides: tuple[str, ...] = ()      # the segmentation workload: the config defaults in full mode
     gan_overrides: tuple[str, ...] = ()
