@@ -116,6 +116,23 @@ def test_local_cosine_similarity_matches_a_loop():
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_local_cosine_similarity_equals_the_unfold_reference_with_its_gradients():
+    """The shifted-view form against the F.unfold + F.cosine_similarity form it replaced: outputs and input
+    gradients to 1e-5 in fp32, at an odd size, dilation 1 and 2."""
+    from .helpers.unfold_window_ops import unfold_local_cosine_similarity
+
+    torch.manual_seed(0)
+    for dilation in (1, 2):
+        x = torch.randn(2, 6, 7, 9, requires_grad=True)
+        g = torch.randn(2, 8, 7, 9)
+        got = local_cosine_similarity(x, dilation)
+        (dx,) = torch.autograd.grad(got, x, g)
+        want = unfold_local_cosine_similarity(x, dilation)
+        (dx_ref,) = torch.autograd.grad(want, x, g)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+        torch.testing.assert_close(dx, dx_ref, atol=1e-5, rtol=0)
+
+
 def _reassemble_loop(x: np.ndarray, k: np.ndarray, size: int, scale: int) -> np.ndarray:
     """out[c, Y, X] = sum_ij k[i*size + j, Y, X] x[c, Y//s + i - r, X//s + j - r], zero outside (mmcv's CARAFE)."""
     c, h, w = x.shape

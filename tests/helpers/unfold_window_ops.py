@@ -24,3 +24,12 @@ def unfold_window_similarity(q: torch.Tensor, k: torch.Tensor, k_up: int, scale:
     queries = q.view(n, d, h, scale, w, scale)
     sim = torch.einsum("ndhawb,ndkhw->nkhawb", queries, keys)
     return sim.reshape(n, k_up * k_up, h * scale, w * scale)
+
+
+def unfold_local_cosine_similarity(x: torch.Tensor, dilation: int = 2) -> torch.Tensor:
+    """FreqFusion's local similarities: ``F.cosine_similarity`` of each pixel with its 3x3 dilated ``F.unfold``
+    window, the centre dropped."""
+    n, c, h, w = x.shape
+    win = F.unfold(x, 3, padding=dilation, dilation=dilation).view(n, c, 9, h, w)
+    sim = F.cosine_similarity(win[:, :, 4:5], win, dim=1)
+    return torch.cat([sim[:, :4], sim[:, 5:]], dim=1)
