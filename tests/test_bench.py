@@ -103,6 +103,14 @@ def test_peak_bytes_counts_the_tensors_alive_at_once():
     assert 16 * 2**20 <= peak < 16 * 2**20 + 1024
 
 
+def test_conv_share_tells_convolutions_from_resampling():
+    x = torch.randn(2, 16, 32, 32, requires_grad=True)
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    assert measure.conv_share(lambda: measure.forward_backward(conv, x)) > 0.8
+    up = nn.Upsample(scale_factor=2, mode="bilinear")
+    assert measure.conv_share(lambda: measure.forward_backward(up, x)) == 0.0
+
+
 @pytest.mark.slow
 def test_unet_stage_shapes_are_the_real_voc_decoder_steps(tmp_path):
     """seg_voc_cpu: base_channels 8, depth 5 (one stage per Inception tap), crop 160, batch 8 -> decoder widths
@@ -120,13 +128,14 @@ def test_row_1_ratios_and_the_unet_table_read_the_baseline_of_the_same_run():
     s = measure.summarize([0.2, 0.2])
     rows = {"resize_conv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, measure.summarize([0.1]), 1.0, 0.1,
                                                    peak_mib=8.0),
-            "carafe": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, peak_mib=12.0)}
+            "carafe": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, peak_mib=12.0,
+                                              conv_share=0.25)}
     stages = [upsamplers.StageShape(2, 16, 8, 10), upsamplers.StageShape(2, 8, 4, 20)]
     unet = upsamplers.UNetStages(["experiment=x"], stages, {
         "resize_conv": upsamplers.StageRow([1.0, 3.0], 4.0, 2.0), "carafe": upsamplers.StageRow([2.0, 8.0], 10.0, 5.0),
         "sapa": measure.Failed("boom")})
     md = "\n".join(upsamplers.render(upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], rows, unet)))
-    assert "| carafe | 10 | 0.0000000300 | 200 (200–200) | 2.00 | 1.00 | 0.100 | 12.0 | 1.50 |" in md
+    assert "| carafe | 10 | 0.0000000300 | 200 (200–200) | 2.00 | 25% | 1.00 | 0.100 | 12.0 | 1.50 |" in md
     assert "| 16→8, 10→20 | 8→4, 20→40 | total ms |" in md
     assert "| carafe | 2.00 | 8.00 | 10.0 | 2.50 | 5.00 | 2.50 |" in md
     assert "| sapa | error: boom |" in md
@@ -372,7 +381,7 @@ def _full_result() -> report.BenchResult:
         "torch": "2", "device": "cpu", "gpu": None, "torch_threads": 1}, load_avg_start=[0.1, 0.1, 0.1],
         errors={"overhead/gan": "RuntimeError: no"}, matmul=MatmulPeak(64, "float32", s),
         upsamplers=upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], {
-            "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, 2.0),
+            "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, 2.0, 0.5),
             "carafe": measure.Failed("x")}, upsamplers.UNetStages(
                 ["experiment=x"], [upsamplers.StageShape(2, 16, 8, 10)],
                 {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0)})),
@@ -396,7 +405,8 @@ BENCH_JSON_KEYS = {
         "scaling sweep wall_s load_avg_end threads headline",
     "matmul": "n dtype gflops",
     "upsamplers": "input channels rows unet",
-    "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio peak_mib",
+    "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio peak_mib "
+                             "conv_share",
     "upsamplers.unet": "overrides stages rows",
     "upsamplers.unet.rows.tconv": "time_ms total_ms peak_mib",
     "upsamplers.rows.carafe": "error",
@@ -477,8 +487,8 @@ def test_bench_md_has_every_heading_and_table():
         "## Errors"]
     headers = [md[i - 1] for i, line in enumerate(md) if line.startswith("|---")]
     assert headers == [
-        "| upsampler | params | GFLOP fwd+bwd | time ms | ÷ resize_conv | GFLOP/s | ÷ matmul peak | peak MiB | "
-        "÷ resize_conv |",
+        "| upsampler | params | GFLOP fwd+bwd | time ms | ÷ resize_conv | convs | GFLOP/s | ÷ matmul peak | "
+        "peak MiB | ÷ resize_conv |",
         "| upsampler | 16→8, 10→20 | total ms | ÷ resize_conv | peak MiB | ÷ resize_conv |",
         "| task | workload | pairs | plain ms/step | Lightning ms/step | **ratio (direct, wall)** | "
         "framework ms/step (CPU) | ratio (implied) |",

@@ -91,6 +91,20 @@ def peak_bytes(fn: Callable[[], Any], device: torch.device) -> int:
 
 
 _DEVICE_TYPE = {"cpu": torch._C._autograd.DeviceType.CPU, "cuda": torch._C._autograd.DeviceType.CUDA}
+CONV_OPS = ("aten::convolution", "aten::convolution_backward")  # every conv and tconv, with the ops inside them
+
+
+def conv_share(fn: Callable[[], Any]) -> float:
+    """The share of ``fn``'s CPU op time spent in convolutions (forward and backward, the ops they call
+    included), from one profiled call: where an operator's time goes, convolutions or the rest (resampling,
+    window ops, softmax, elementwise). The profiler's per-op overhead weighs on many-small-op code a little."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.cpu_time_total for e in events if e.key in CONV_OPS) / total if total else 0.0
 
 
 def sync(device: torch.device) -> None:

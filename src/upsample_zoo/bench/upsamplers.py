@@ -17,6 +17,7 @@ from upsample_zoo.bench.measure import (
     Failed,
     Summary,
     autorange_calls,
+    conv_share,
     count_flops,
     fmt,
     fmt_spread,
@@ -45,6 +46,7 @@ class UpsamplerRow:
     gflops_per_s: float
     peak_ratio: float | None
     peak_mib: float | None = optional()
+    conv_share: float | None = optional()  # of the time: convolutions (the rest: window ops, resampling, ...)
 
 
 @dataclass
@@ -128,7 +130,8 @@ def measure_one(cfg, s: Settings, shape: StageShape, g: torch.Generator, device:
     gflops = flops / times["median"] / 1e9
     return UpsamplerRow(params=sum(p.numel() for p in up.parameters()), output=list(out_shape),
                         flops_fwd_bwd=flops, flops_fwd=fwd_flops, time_s=times, gflops_per_s=gflops,
-                        peak_ratio=gflops / peak if peak else None, peak_mib=peak_mib)
+                        peak_ratio=gflops / peak if peak else None, peak_mib=peak_mib,
+                        conv_share=conv_share(fwd_bwd) if device.type == "cpu" else None)
 
 
 def unet_stage_shapes(s: Settings, work: Path) -> list[StageShape]:
@@ -198,6 +201,10 @@ def _run_unet(configs: dict[str, Any], s: Settings, g: torch.Generator, device: 
     return UNetStages(overrides=list(s.unet_overrides), stages=stages, rows=rows)
 
 
+def _share(v: float | None) -> str:
+    return f"{v:.0%}" if v is not None else "–"
+
+
 def _ratio(v: float | None, base: float | None) -> str:
     return fmt(v / base) if v is not None and base else "–"
 
@@ -211,17 +218,19 @@ def render(up: Upsamplers) -> list[str]:
              "FLOPs count convolutions and matmuls (2 per multiply-add, backward included: input and weight "
              "gradients); resampling, softmax and elementwise work count zero but cost time. Peak MiB: the most "
              "memory allocated at once during one forward+backward, above the inputs (the profiler's allocation "
-             f"events); ÷ {BASELINE}: this run's ratios.\n",
-             f"| upsampler | params | GFLOP fwd+bwd | time ms | ÷ {BASELINE} | GFLOP/s | ÷ matmul peak | peak MiB "
-             f"| ÷ {BASELINE} |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"events); ÷ {BASELINE}: this run's ratios; convs: the share of the time in convolutions, forward "
+             "and backward (one profiled call, CPU), the rest being resampling, window ops, softmax and "
+             "elementwise work.\n",
+             f"| upsampler | params | GFLOP fwd+bwd | time ms | ÷ {BASELINE} | convs | GFLOP/s | ÷ matmul peak | "
+             f"peak MiB | ÷ {BASELINE} |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in up.rows.items():
         if isinstance(r, Failed):
-            lines.append(f"| {name} | – | – | error: {r.error} | – | – | – | – | – |")
+            lines.append(f"| {name} | – | – | error: {r.error} | – | – | – | – | – | – |")
             continue
         lines.append(f"| {name} | {r.params:,} | {fmt(r.flops_fwd_bwd / 1e9)} | {fmt_spread(r.time_s, 1e3)} | "
-                     f"{_ratio(r.time_s['median'], base_t)} | {fmt(r.gflops_per_s)} | {fmt(r.peak_ratio)} | "
-                     f"{fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
+                     f"{_ratio(r.time_s['median'], base_t)} | {_share(r.conv_share)} | {fmt(r.gflops_per_s)} | "
+                     f"{fmt(r.peak_ratio)} | {fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
     lines.append("")
     if isinstance(up.unet, Failed):
         lines += [f"U-Net stages: error: {up.unet.error}", ""]
