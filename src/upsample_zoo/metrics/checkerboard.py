@@ -84,8 +84,8 @@ def _half_power_sums(maps: Tensor) -> Tensor:
     summed over batch and channels on the rfft2 half-plane, all K in one FFT call."""
     h, w = maps.shape[-2:]
     win = hann_window_2d(h, w).to(device=maps.device, dtype=maps.dtype)
-    spec = torch.fft.rfft2((maps - maps.mean(dim=(-2, -1), keepdim=True)) * win)
-    return (spec.real.square() + spec.imag.square()).sum(dim=(1, 2)) / win.square().sum()
+    spec = torch.fft.rfft2((maps - maps.mean(dim=(-2, -1), keepdim=True)).mul_(win))  # in place: one pass less
+    return torch.view_as_real(spec).square().sum(dim=-1).sum(dim=(1, 2)) / win.square().sum()
 
 
 def full_spectrum(half: Tensor, w: int) -> Tensor:
