@@ -20,10 +20,15 @@ from upsample_zoo.upsamplers.window_ops import window_dot
 
 
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm | None = None) -> torch.Tensor:
-    """LayerNorm over the channels of (N, C, H, W) (the official code's channels-last nn.LayerNorm)."""
-    y = x.permute(0, 2, 3, 1)
-    y = norm(y) if norm is not None else F.layer_norm(y, y.shape[-1:])
-    return y.permute(0, 3, 1, 2)
+    """LayerNorm over the channels of (N, C, H, W): what the official code's channels-last nn.LayerNorm computes
+    (biased variance, its eps and affine parameters), in place in NCHW: the permutes to channels-last and back
+    cost strided copies that took longer than the rest of SAPA's elementwise work."""
+    eps = norm.eps if norm is not None else 1e-5
+    centred = x - x.mean(dim=1, keepdim=True)  # two passes: var_mean over dim 1 is 10x slower on CPU
+    y = centred * torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + eps)
+    if norm is not None and norm.elementwise_affine:
+        y = y * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    return y
 
 
 def window_similarity(q: torch.Tensor, k: torch.Tensor, k_up: int, scale: int) -> torch.Tensor:

@@ -38,6 +38,20 @@ def from_subpixel(t: torch.Tensor, s: int) -> torch.Tensor:
     return t.reshape(n, s, s, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * s, w * s)
 
 
+def to_taps(kernels: torch.Tensor, s: int) -> torch.Tensor:
+    """(N, k^2, s*h, s*w) per-output-pixel kernels -> (N, k^2, s^2, h, w), in one copy (the layout of
+    :func:`to_subpixel` with taps first)."""
+    n, kk, hh, ww = kernels.shape
+    return kernels.reshape(n, kk, hh // s, s, ww // s, s).permute(0, 1, 3, 5, 2, 4).reshape(n, kk, s * s, hh // s,
+                                                                                          ww // s)
+
+
+def from_taps(t: torch.Tensor, s: int) -> torch.Tensor:
+    """The inverse of :func:`to_taps`: (N, k^2, s^2, h, w) -> (N, k^2, s*h, s*w), in one copy."""
+    n, kk, _, h, w = t.shape
+    return t.reshape(n, kk, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, kk, h * s, w * s)
+
+
 def _shifts(k: int, h: int, w: int):
     """(tap t = i*k + j, the slices of the padded input that tap t of every pixel reads)."""
     for t in range(k * k):
@@ -103,7 +117,7 @@ class _Reassemble(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, kernels, k, s):
         acc = _acc(xp, kernels)
-        kern = to_subpixel(kernels.to(acc), s).transpose(1, 2).contiguous()  # (N, k^2, s^2, h, w)
+        kern = to_taps(kernels.to(acc), s)  # (N, k^2, s^2, h, w)
         ctx.dtypes = (xp.dtype, kernels.dtype)
         xp = xp.to(acc)
         ctx.save_for_backward(xp, kern)
@@ -118,7 +132,7 @@ class _Reassemble(torch.autograd.Function):
         dx = _scatter(g, kern, k).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         dk = None
         if ctx.needs_input_grad[1]:
-            dk = from_subpixel(_dot(g, xp, k).transpose(1, 2), s).to(ctx.dtypes[1])
+            dk = from_taps(_dot(g, xp, k), s).to(ctx.dtypes[1])
         return dx, dk, None, None
 
 
@@ -132,13 +146,13 @@ class _WindowDot(torch.autograd.Function):
         ctx.save_for_backward(a, xp)
         ctx.k, ctx.s = k, s
         sim = _dot(a, xp, k)  # (N, k^2, s^2, h, w)
-        return from_subpixel(sim.transpose(1, 2), s).to(q.dtype)
+        return from_taps(sim, s).to(q.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         a, xp = ctx.saved_tensors
         k, s = ctx.k, ctx.s
-        g = to_subpixel(grad.to(a.dtype), s).transpose(1, 2).contiguous()  # (N, k^2, s^2, h, w): a kernel
+        g = to_taps(grad.to(a.dtype), s)  # (N, k^2, s^2, h, w): a kernel
         dq = from_subpixel(_gather(xp, g, k), s).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         dx = _scatter(a, g, k).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
         return dq, dx, None, None
