@@ -10,7 +10,6 @@ the kernel reassembles the (LayerNorm-ed, width-adapted) decoder feature.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
