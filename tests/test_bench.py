@@ -247,6 +247,9 @@ def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
     assert head["matmul_peak_gflops"] > 0 and head["overhead_gan"] is None and head["mode"] == "quick"
     report = json.loads((out / "bench.json").read_text())
     assert set(report["upsamplers"]["rows"]) == {"nearest", "tconv"}
+    unet = report["upsamplers"]["unet"]  # table 1b: the same operators at the real-VOC U-Net's 5 decoder steps
+    assert set(unet["rows"]) == {"nearest", "tconv"} and len(unet["stages"]) == 5
+    assert all(len(r["time_ms"]) == 5 and r["peak_mib"] > 0 for r in unet["rows"].values())
     assert report["device"]["torch_threads"] >= 1 and report["device"]["cpu"]
     md = (out / "bench.md").read_text()
     assert "| tconv |" in md and "matmul peak" in md
