@@ -132,12 +132,13 @@ def test_row_1_ratios_and_the_unet_table_read_the_baseline_of_the_same_run():
                                               conv_share=0.25)}
     stages = [upsamplers.StageShape(2, 16, 8, 10), upsamplers.StageShape(2, 8, 4, 20)]
     unet = upsamplers.UNetStages(["experiment=x"], stages, {
-        "resize_conv": upsamplers.StageRow([1.0, 3.0], 4.0, 2.0), "carafe": upsamplers.StageRow([2.0, 8.0], 10.0, 5.0),
+        "resize_conv": upsamplers.StageRow([1.0, 3.0], 4.0, 2.0, 10**9),
+        "carafe": upsamplers.StageRow([2.0, 8.0], 10.0, 5.0, 3 * 10**9),
         "sapa": measure.Failed("boom")})
     md = "\n".join(upsamplers.render(upsamplers.Upsamplers([1, 8, 8, 8], [8, 4], rows, unet)))
     assert "| carafe | 10 | 0.0000000300 | 200 (200–200) | 2.00 | 25% | 1.00 | 0.100 | 12.0 | 1.50 |" in md
     assert "| 16→8, 10→20 | 8→4, 20→40 | total ms |" in md
-    assert "| carafe | 2.00 | 8.00 | 10.0 | 2.50 | 5.00 | 2.50 |" in md
+    assert "| carafe | 2.00 | 8.00 | 10.0 | 2.50 | 3.00 | 5.00 | 2.50 |" in md
     assert "| sapa | error: boom |" in md
 
 
@@ -250,6 +251,9 @@ def test_micro_run_writes_reports_and_ends_with_one_json_line(tmp_path, capsys):
     unet = report["upsamplers"]["unet"]  # table 1b: the same operators at the real-VOC U-Net's 5 decoder steps
     assert set(unet["rows"]) == {"nearest", "tconv"} and len(unet["stages"]) == 5
     assert all(len(r["time_ms"]) == 5 and r["peak_mib"] > 0 for r in unet["rows"].values())
+    # tconv k4 s2: 16 taps per input pixel, forward + input and weight gradients; every stage has
+    # c_in * c_out * side^2 = 256 * 128 * 5^2 (the widths halve as the sides double), batch 2 in quick mode
+    assert unet["rows"]["tconv"]["flops_fwd_bwd"] == 5 * 3 * 2 * 2 * 16 * 256 * 128 * 5**2
     assert report["device"]["torch_threads"] >= 1 and report["device"]["cpu"]
     md = (out / "bench.md").read_text()
     assert "| tconv |" in md and "matmul peak" in md
@@ -387,7 +391,7 @@ def _full_result() -> report.BenchResult:
             "tconv": upsamplers.UpsamplerRow(10, [1, 4, 16, 16], 30, 10, s, 1.0, 0.1, 2.0, 0.5),
             "carafe": measure.Failed("x")}, upsamplers.UNetStages(
                 ["experiment=x"], [upsamplers.StageShape(2, 16, 8, 10)],
-                {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0)})),
+                {"tconv": upsamplers.StageRow([1.0], 1.0, 2.0, 7)})),
         overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
         data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
         fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),
@@ -411,7 +415,7 @@ BENCH_JSON_KEYS = {
     "upsamplers.rows.tconv": "params output flops_fwd_bwd flops_fwd time_s gflops_per_s peak_ratio peak_mib "
                              "conv_share",
     "upsamplers.unet": "overrides stages rows",
-    "upsamplers.unet.rows.tconv": "time_ms total_ms peak_mib",
+    "upsamplers.unet.rows.tconv": "time_ms total_ms peak_mib flops_fwd_bwd",
     "upsamplers.rows.carafe": "error",
     "overhead.segmentation": "workload batch_size pairs torch_threads plain_step_s lightning_step_s ratio threads "
                              "framework overhead_ms_per_step ratio_implied",
@@ -492,7 +496,7 @@ def test_bench_md_has_every_heading_and_table():
     assert headers == [
         "| upsampler | params | GFLOP fwd+bwd | time ms | ÷ resize_conv | convs | GFLOP/s | ÷ matmul peak | "
         "peak MiB | ÷ resize_conv |",
-        "| upsampler | 16→8, 10→20 | total ms | ÷ resize_conv | peak MiB | ÷ resize_conv |",
+        "| upsampler | 16→8, 10→20 | total ms | ÷ resize_conv | GFLOP fwd+bwd | peak MiB | ÷ resize_conv |",
         "| task | workload | pairs | plain ms/step | Lightning ms/step | **ratio (direct, wall)** | "
         "framework ms/step (CPU) | ratio (implied) |",
         "| task | default threads | ms/step | 1 thread ms/step | 1 thread ÷ default, speed |",

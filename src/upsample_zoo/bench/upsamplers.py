@@ -63,6 +63,7 @@ class StageRow:
     time_ms: list[float]  # median per stage
     total_ms: float
     peak_mib: float       # the largest stage's
+    flops_fwd_bwd: int | None = optional()  # all stages
 
 
 @dataclass
@@ -154,14 +155,16 @@ def unet_stage_shapes(s: Settings, work: Path) -> list[StageShape]:
 
 def measure_stages(cfg, s: Settings, stages: list[StageShape], g: torch.Generator,
                    device: torch.device) -> StageRow:
-    times, peaks = [], []
+    times, peaks, flops = [], [], 0
     for shape in stages:
         up, x, guide = _operator_and_inputs(cfg, shape, g, device)
         grad = torch.randn(shape.batch, shape.out_channels, 2 * shape.side, 2 * shape.side, generator=g).to(device)
-        t, p = _time_and_peak(partial(forward_backward, up, x, grad, guide), s, device)
+        fwd_bwd = partial(forward_backward, up, x, grad, guide)
+        flops += count_flops(fwd_bwd)
+        t, p = _time_and_peak(fwd_bwd, s, device)
         times.append(t["median"] * 1e3)
         peaks.append(p)
-    return StageRow(time_ms=times, total_ms=sum(times), peak_mib=max(peaks))
+    return StageRow(time_ms=times, total_ms=sum(times), peak_mib=max(peaks), flops_fwd_bwd=flops)
 
 
 def run(s: Settings, device: torch.device, peak: float, only: Sequence[str] | None = None,
@@ -245,13 +248,15 @@ def render_unet(u: UNetStages) -> list[str]:
     heads = [f"{st.in_channels}→{st.out_channels}, {st.side}→{2 * st.side}" for st in u.stages]
     lines = [f"### 1b. At the U-Net's shapes: one decoder step per stage of `{' '.join(u.overrides)}`, batch "
              f"{u.stages[0].batch if u.stages else '–'}, forward+backward ms (median)\n",
-             f"| upsampler | {' | '.join(heads)} | total ms | ÷ {BASELINE} | peak MiB | ÷ {BASELINE} |",
-             "|---|" + "---:|" * (len(heads) + 4)]
+             f"| upsampler | {' | '.join(heads)} | total ms | ÷ {BASELINE} | GFLOP fwd+bwd | peak MiB | "
+             f"÷ {BASELINE} |",
+             "|---|" + "---:|" * (len(heads) + 5)]
     for name, r in u.rows.items():
         if isinstance(r, Failed):
-            lines.append(f"| {name} | error: {r.error} |" + " – |" * (len(heads) + 3))
+            lines.append(f"| {name} | error: {r.error} |" + " – |" * (len(heads) + 4))
             continue
+        gflop = fmt(r.flops_fwd_bwd / 1e9) if r.flops_fwd_bwd is not None else "–"
         lines.append(f"| {name} | {' | '.join(fmt(t) for t in r.time_ms)} | {fmt(r.total_ms)} | "
-                     f"{_ratio(r.total_ms, base_t)} | {fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
+                     f"{_ratio(r.total_ms, base_t)} | {gflop} | {fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
     lines.append("")
     return lines
