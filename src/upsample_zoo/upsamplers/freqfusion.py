@@ -52,7 +52,7 @@ def local_cosine_similarity(x: torch.Tensor, dilation: int = 2) -> torch.Tensor:
 
     Each pixel's vector is normalised once, then dotted with its 8 shifted neighbours: what
     ``F.cosine_similarity`` over a 9-times unfolded copy computes, without the copy and its 9 norms per pixel
-    (that form was two thirds of FreqFusion's forward+backward)."""
+    (bench row 1 times FreqFusion)."""
     h, w = x.shape[-2:]
     d = dilation
     unit = x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(COSINE_EPS)

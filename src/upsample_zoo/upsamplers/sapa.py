@@ -21,9 +21,9 @@ from upsample_zoo.upsamplers.window_ops import window_dot
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm | None = None) -> torch.Tensor:
     """LayerNorm over the channels of (N, C, H, W): what the official code's channels-last nn.LayerNorm computes
     (biased variance, its eps and affine parameters), in place in NCHW: the permutes to channels-last and back
-    cost strided copies that took longer than the rest of SAPA's elementwise work."""
+    would cost two strided copies of the tensor."""
     eps = norm.eps if norm is not None else 1e-5
-    centred = x - x.mean(dim=1, keepdim=True)  # two passes: var_mean over dim 1 is 10x slower on CPU
+    centred = x - x.mean(dim=1, keepdim=True)  # two passes: var_mean over dim 1 is the slow path on CPU
     y = centred * torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + eps)
     if norm is not None and norm.elementwise_affine:
         y = y * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
