@@ -53,3 +53,11 @@ def test_modules_and_functions_stay_small():
                 if n > MAX_FUNCTION_LINES:
                     long_functions.append(f"{p.relative_to(SRC)}:{node.lineno} {node.name} ({n} lines)")
     assert not long_functions
+
+
+def test_the_suite_does_not_pile_up_its_temp_dirs(pytestconfig):
+    """A full run writes ~11 GB of smoke runs under pytest's temp dir; pytest's default keeps every test's
+    directory for three sessions, which once filled the CI disk (ENOSPC in the fourth run). Passed tests'
+    directories go, and only the last session's failures stay."""
+    assert pytestconfig.getini("tmp_path_retention_policy") == "failed"
+    assert int(pytestconfig.getini("tmp_path_retention_count")) <= 1
