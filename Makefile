@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test test-fast lint bench compare probe clean
+.PHONY: install train test test-fast lint docs bench compare probe clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ probe: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts train.py
+
+# the docs site (docs/, mkdocs.yml) into build/site; --strict: a broken link, anchor or page fails it
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache .ruff_cache

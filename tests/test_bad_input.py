@@ -1,6 +1,6 @@
 """Every bad input: the real CLI exits non-zero with one clear line, no traceback, nothing lost.
 
-Each row of README's "Bad input" table is one case here.
+Each row of the "Bad input" table (docs/reliability.md) is one case here.
 """
 
 from __future__ import annotations

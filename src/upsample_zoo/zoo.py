@@ -30,8 +30,19 @@ def config_dir() -> Path:
 
 
 def list_upsamplers(config_root: str | Path | None = None) -> list[str]:
-    """The zoo's names: ``configs/upsampler/*.yaml`` (sorted; ``custom``, the user's slot, left out), of the
-    package's configs or of another config root with the same layout."""
+    """The zoo's names: one per ``configs/upsampler/*.yaml``, sorted; ``custom``, the user's slot, left out.
+
+    Args:
+        config_root: a config root with the package's layout (``upsampler/*.yaml``); default: the
+            package's own configs.
+
+    Returns:
+        The names, each usable as ``upsampler=<name>`` and in :func:`create_upsampler`.
+
+    Example:
+        >>> "tconv" in list_upsamplers()
+        True
+    """
     root = Path(config_root) if config_root is not None else config_dir()
     return sorted(p.stem for p in (root / "upsampler").glob("*.yaml") if p.stem != CUSTOM)
 
@@ -97,7 +108,27 @@ def upsampler_factory(name: str, **options: Any) -> Callable[[int, int], nn.Modu
 
 
 def create_upsampler(name: str, in_channels: int, out_channels: int, scale: int = 2, **options: Any) -> nn.Module:
-    """The module: ``create_upsampler("carafe", 64, 32)``. ``name`` is a zoo name or a dotted class path."""
+    """Build one operator, as the models do.
+
+    Args:
+        name: a zoo name (:func:`list_upsamplers`) or a dotted class path such as ``mypkg.MyUp``.
+        in_channels: channels of the low-resolution input.
+        out_channels: channels of the output.
+        scale: the upsampling factor (2 or 4 for the zoo's operators).
+        **options: the operator's own options, over its config's (``k_up=3`` for CARAFE).
+
+    Returns:
+        The module: ``up(x)`` is ``(N, out_channels, scale*H, scale*W)``; a guided operator also takes
+        ``guide=`` (the high-resolution feature).
+
+    Raises:
+        ConfigError: an unknown name, a class that cannot be imported, or options the operator refuses.
+
+    Example:
+        >>> up = create_upsampler("carafe", 64, 32)
+        >>> tuple(up(torch.zeros(1, 64, 8, 8)).shape)
+        (1, 32, 16, 16)
+    """
     return upsampler_factory(name, scale=scale, **options)(in_channels, out_channels)
 
 
@@ -120,8 +151,7 @@ def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_c
                     out_channels: int | None = None, scale: int | None = None, name: str | None = None) -> None:
     """Check the zoo's contract; raise one ``ConfigError`` naming what broke.
 
-    ``upsampler`` is a module or a factory ``(in_channels, out_channels) -> module`` (a zoo or user class,
-    a ``functools.partial``). Checked on a small random input (5 x 7, and odd output sizes):
+    Checked on a small random input (5 x 7, and odd output sizes):
 
     - the output is exactly ``(N, out_channels, scale*H, scale*W)``;
     - ``output_size`` is honoured, odd sizes included, with the alignment rule:
@@ -134,6 +164,21 @@ def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_c
     and the gradient must reach the guide as well.
 
     A module is checked on a copy, under a forked RNG: calling this changes no state and no random stream.
+
+    Args:
+        upsampler: a module, or a factory ``(in_channels, out_channels) -> module`` (a zoo or user class,
+            a ``functools.partial``).
+        in_channels: input channels; default: the module's ``in_channels``, or 8 for a factory.
+        out_channels: output channels; default: the module's ``out_channels``, or 4 for a factory.
+        scale: the factor to expect; default: the module's ``scale``, else 2.
+        name: the name to use in the message; default: the class's.
+
+    Raises:
+        ConfigError: the first broken rule, in one line (``... breaks the zoo contract: ignores output_size:
+            asked for (11, 15), got (10, 14)``).
+
+    Example:
+        >>> check_upsampler(create_upsampler("bilinear", 8, 4))  # returns None: the contract holds
     """
     label = name or _label(upsampler)
     with torch.random.fork_rng(devices=[]):

@@ -129,7 +129,7 @@ class DCGAN(nn.Module):
 
 
 # How the generator's BatchNorm layers behave when samples are drawn for FID, the checkerboard score and the
-# sample grids (README, "GAN samples"):
+# sample grids (docs/metrics.md, "GAN samples"):
 #   precise: eval mode, with running statistics re-estimated over fresh z batches first (momentum=None, the
 #            "precise BN" of Wu & Johnson 2021), then restored, so training never sees the re-estimate;
 #   train:   batch statistics of each sampling batch, as most DCGAN code samples;

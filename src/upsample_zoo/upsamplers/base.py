@@ -77,7 +77,28 @@ def accepts_guide(module: nn.Module) -> bool:
 
 
 class Upsampler(nn.Module):
-    """Shared contract: validation, the target size, the guide, and the cost report."""
+    """The base of the zoo's operators: validation, the target size, the guide, and the cost report.
+
+    A subclass implements :meth:`upsample` at exactly ``scale x``; ``forward`` then serves any
+    ``output_size`` by the alignment rule (crop or edge-pad the exact output, never resample it), so
+    every operator lands on the same grid. A plain ``nn.Module`` with ``forward(x, output_size=None)``
+    is a first-class operator too; this base only saves the checks.
+
+    Args:
+        in_channels: channels of the low-resolution input (a positive int).
+        out_channels: channels of the output (a positive int).
+        scale: the upsampling factor, one of ``SUPPORTED_SCALES``.
+
+    Raises:
+        ConfigError: a non-int or non-positive channel count, or an unsupported scale.
+
+    Example:
+        >>> class Nearest(Upsampler):
+        ...     def upsample(self, x):
+        ...         return torch.nn.functional.interpolate(x, scale_factor=self.scale)[:, : self.out_channels]
+        >>> tuple(Nearest(4, 4)(torch.zeros(1, 4, 5, 7), output_size=(11, 15)).shape)
+        (1, 4, 11, 15)
+    """
 
     requires_guide = False  # True: upsample(x, guide) reads the high-resolution feature (FADE, SAPA)
 

@@ -67,7 +67,7 @@ class SAPA(Upsampler):
       (``LN(v(LN(x)))``), the one place where SAPA-I's kernels depend on a learned weight. Smoke comparison
       (U-Net base 16, depth 3, voc_synthetic, 250 AdamW steps, CPU, seeds 0/1; test mIoU): these keys 0.417 /
       0.368; the previous ``LN(proj(x))`` keys 0.388 / 0.396; fixed parameter-free keys ``LN(mean of channel
-      groups of LN(x))`` (not in the zoo) 0.468 / 0.436. Seed spread at this budget is 0.02-0.05 (README).
+      groups of LN(x))`` (not in the zoo) 0.468 / 0.436. Seed spread at this budget is 0.02-0.05 (docs/usage.md).
     """
 
     requires_guide = True
