@@ -110,6 +110,10 @@ def test_config_hash_ignores_paths_and_resume_but_not_settings(zoo_root, tmp_pat
     h = sweep_resume.config_hash(base)
     same = _resolved(["upsampler=tconv", "resume=true", "ckpt_path=last"], tmp_path / "a")
     assert sweep_resume.config_hash(same) == h
+    # the sweep folder's name is not the job's config: a sweep started before `sweep_name` existed resumes
+    named = _resolved(["upsampler=tconv", "sweep_name=seg_ablation"], tmp_path / "a")
+    assert named["sweep_name"] == "seg_ablation" and sweep_resume.config_hash(named) == h
+    assert sweep_resume.config_hash({k: v for k, v in base.items() if k != "sweep_name"}) == h
     moved = _resolved(["upsampler=tconv"], tmp_path / "elsewhere" / "b")  # another run dir: output paths differ
     assert moved["callbacks"]["model_checkpoint"]["dirpath"] != base["callbacks"]["model_checkpoint"]["dirpath"]
     assert sweep_resume.config_hash(moved) == h

@@ -9,6 +9,10 @@ import re
 import joblib
 import pytest
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
+
+from upsample_zoo.zoo import CUSTOM
 
 from .helpers.cli import compose_train, run_cli
 from .helpers.runs import EVIL_TAG
@@ -86,6 +90,30 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     assert "failed" in (tmp_path / "comparison.html").read_text()
 
 
+def swept_upsamplers(value: str) -> list[str]:
+    """The operators a sweeper value selects, as Hydra reads it: a list, or a glob over configs/upsampler/."""
+    choice = OverridesParser.create().parse_override(f"upsampler={value}").value()
+    return choice.filter([*ZOO, CUSTOM]) if isinstance(choice, Glob) else list(choice.list)
+
+
+def test_a_plain_multirun_folder_is_the_time_and_an_experiment_adds_its_name(zoo_root):
+    HydraConfig.instance().cfg = None  # as when the sweeper resolves it: before any job, no HydraConfig
+    plain = str(compose_train(["upsampler=tconv"]).hydra.sweep.dir)
+    named = str(compose_train(["sweep_name=mine"]).hydra.sweep.dir)
+    assert re.fullmatch(r".*/multiruns/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", plain), plain
+    assert re.fullmatch(r".*/multiruns/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_mine", named), named
+
+
+def test_a_new_operator_file_reaches_the_full_sweeps():
+    """The _full experiments select by glob, so the zoo's next yaml joins them (the GAN's: unless guided)."""
+    seg = swept_upsamplers(compose_train(["experiment=seg_ablation_full"]).hydra.sweeper.params.upsampler)
+    gan = swept_upsamplers(compose_train(["experiment=gan_ablation_full"]).hydra.sweeper.params.upsampler)
+    assert "my_new_op" in OverridesParser.create().parse_override(
+        "upsampler=glob(*,exclude=custom)").value().filter([*ZOO, "my_new_op", CUSTOM])
+    assert set(seg) == set(ZOO) and CUSTOM not in seg
+    assert set(gan) == set(UNGUIDED) and not set(gan) & set(GUIDED)
+
+
 @pytest.mark.parametrize("name,task,model", [("seg_ablation", "segmentation", "UNet"),
                                              ("gan_ablation", "gan", "DCGAN"),
                                              ("seg_ablation_full", "segmentation", "UNet"),
@@ -96,7 +124,7 @@ def test_experiments_sweep_the_whole_zoo(zoo_root, name, task, model):
     sweep_dir = str(cfg.hydra.sweep.dir)
     assert sweep_dir.startswith(str(zoo_root / "logs" / task / "multiruns")) and sweep_dir.endswith(name)
     params = cfg.hydra.sweeper.params
-    swept = params.upsampler.split(",")
+    swept = swept_upsamplers(params.upsampler)
     assert set(ABLATION) <= set(swept) and set(swept) <= set(ZOO)  # every classic operator, only real configs
     assert len(params.seed.split(",")) >= 2
     assert cfg.hydra.runtime.choices.task == task and cfg.model._target_.endswith(model)

@@ -32,7 +32,7 @@ import lightning as L
 
 log = logging.getLogger("upsample_zoo")
 
-IGNORED_KEYS = ("resume", "ckpt_path", "paths")
+IGNORED_KEYS = ("resume", "ckpt_path", "paths", "sweep_name")
 PREVIOUS = {"results.json": "results.previous.json", "error.log": "error.previous.log"}
 
 

@@ -67,12 +67,19 @@ def upsampler_name(choice: str, target: str, stages: Any = None) -> str:
     return label
 
 
+def sweep_suffix(sweep_name: str | None) -> str:
+    """``_<sweep_name>``, or nothing: a sweep folder is ``<time>_seg_ablation`` for an experiment that names
+    itself, ``<time>`` for a plain multirun."""
+    return f"_{sweep_name}" if sweep_name else ""
+
+
 def register_resolvers() -> None:
-    """``${uz.upsampler_name:${hydra:runtime.choices.upsampler},${upsampler._target_}}`` in the configs."""
+    """``${uz.upsampler_name:...}`` and ``${uz.sweep_suffix:${sweep_name}}`` in the configs."""
     from omegaconf import OmegaConf
 
-    if not OmegaConf.has_resolver("uz.upsampler_name"):
-        OmegaConf.register_new_resolver("uz.upsampler_name", upsampler_name)
+    for name, fn in (("uz.upsampler_name", upsampler_name), ("uz.sweep_suffix", sweep_suffix)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 register_resolvers()  # before any config that names them is composed
