@@ -1,1 +1,7 @@
 """LightningModules: losses, steps, metric logging, figures."""
+
+from upsample_zoo.faces import lazy_faces
+
+_FACES = {"SegmentationTask": "segmentation", "GANTask": "gan"}
+__all__ = sorted(_FACES)
+__getattr__ = lazy_faces(__name__, _FACES)
