@@ -19,14 +19,14 @@ after a warm-up, shown with its spread (min-max over the repeats). Rows:
    (composed from measured parts). Target < 1%.
 6. **Scaling**: U-Net training-epoch time against the number of images and the image side, with the
    fitted log-log exponent (expect 1 and 2).
-7. **Sweep throughput**: 4 GAN jobs of about 30 s each (full mode) as one sweep with ``hydra/launcher=joblib``
+7. **Sweep throughput**: 4 short GAN jobs (full mode) as one sweep with ``hydra/launcher=joblib``
    (n_jobs=2, one torch thread per job) / the same sweep run sequentially at torch's default threads, wall time of
    the whole command; and where the time goes: per-job wall and fit time from each job's results.json, the
    per-job cost of giving up the second thread, and the time outside the jobs (start-up, imports, workers).
 
 Writes ``bench.md`` and ``bench.json`` (atomically) into ``--out`` (default ``logs/bench``). Progress goes to
 stderr; stdout gets the markdown and, as its last line, one JSON object with the headline ratios.
-``--quick`` uses smaller sizes (the same code paths) and takes about 1-2 minutes on a 2-core CPU.
+``--quick`` uses smaller sizes (the same code paths), for a check in minutes.
 
 Threads (``--threads``, default ``auto``): torch's default on an idle machine, else the cores that the load
 average leaves free (at least 1). With two threads on two busy cores, every parallel region waits for a

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Where the time goes, as ratios measured in one run: upsamplers vs the matmul peak, Lightning "
                     "vs a plain loop, data loading vs training, FID extraction, checkerboard cost, scaling, sweeps. "
                     "Writes bench.md and bench.json; the last stdout line is one JSON object.")
-    p.add_argument("--quick", action="store_true", help="smaller sizes: about 1-2 minutes on a 2-core CPU")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, the same code paths: a check in minutes")
     p.add_argument("--out", default="logs/bench", help="folder for bench.md and bench.json (default: logs/bench)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated subset of sections: {','.join(SECTIONS)} (default: all)")

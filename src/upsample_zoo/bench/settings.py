@@ -53,7 +53,7 @@ class Settings:
     scale_sides: tuple[int, ...] = (48, 64, 96, 128)
     scale_images_fixed: int = 8
     scale_repeats: int = 3
-    # row 7: GAN jobs of about 30 s each on 2 idle cores (2 epochs of 2,048 images, FID with 256 samples against 256
+    # row 7: short GAN jobs (2 epochs of 2,048 images, FID with 256 samples against 256
     # real images, whose statistics a warm-up job caches first), so that process start-up does not dominate
     sweep_overrides: tuple[str, ...] = ("task=gan", "seed=0", "data.max_images=2048", "trainer.max_epochs=2",
                                         "metrics.fid.num_fake=256", "metrics.fid.num_real=256",

@@ -31,10 +31,8 @@ rank 0 only, so the metric's sum-reduction counts them once.
 Speed: ``build_fid_metric`` folds every eval-mode BatchNorm of the frozen Inception into the conv before
 it and stores the network channels-last (``speed_up_inception``). Features stay within 1e-5 of torchmetrics'
 own path (the bench requires 1e-4). ``upsample-zoo bench`` measures it against torchmetrics' default path on
-the same images (``fid_speedup``): 1.5-1.7x on our 2-core CPU (channels-last alone about 1.45x, the folding
-alone about 1.05x, ``torch.inference_mode`` and the batch size about 1.0x). Inception needs 11.4 GFLOP per
-image; on 2 free cores the project path extracts about 25 img/s (13 img/s on one). Each ``compute()`` takes
-about 2.4 s on one core (the eigenvalues of a 2048x2048 matrix).
+the same images (``fid_speedup``; its figures are in docs/performance.md, row 4). Inception needs 11.4 GFLOP
+per image, and each ``compute()`` takes the eigenvalues of a 2048x2048 matrix.
 """
 
 from __future__ import annotations
