@@ -279,3 +279,16 @@ def test_unet_hands_the_skip_to_a_guided_upsampler_and_dcgan_refuses_one():
     assert seen == [(1, 8, 5, 4), (1, 4, 11, 9)]  # each skip, at its exact (odd) size
     with pytest.raises(ConfigError, match="FADE needs a guide .* DCGAN generator has none"):
         DCGAN(upsampler_factory("fade"), ngf=4, ndf=4)
+
+
+def test_one_place_asks_whether_an_operator_needs_a_guide():
+    from torch import nn
+
+    from upsample_zoo.upsamplers import needs_guide
+
+    class UserGuided(nn.Module):
+        requires_guide = True
+
+    assert all(needs_guide(create_upsampler(n, 8, 4)) for n in ("fade", "sapa", "jbu", "freqfusion"))
+    assert not any(needs_guide(create_upsampler(n, 8, 4)) for n in ("bilinear", "carafe", "dysample"))
+    assert needs_guide(UserGuided()) and not needs_guide(nn.Identity())

@@ -36,6 +36,7 @@ from torch import nn
 
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import checkerboard_score
+from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import config_dir, list_upsamplers
 
 CONFIG_DIR = config_dir()
@@ -90,7 +91,7 @@ def standardised_uint8(y: torch.Tensor, std: float = IMAGE_STD) -> torch.Tensor:
 
 def _guide_kwargs(up: nn.Module, guide: torch.Tensor) -> dict[str, torch.Tensor]:
     """``{"guide": guide}`` for a guided operator, ``{}`` for the others."""
-    return {"guide": guide} if getattr(up, "requires_guide", False) else {}
+    return {"guide": guide} if needs_guide(up) else {}
 
 
 class Decoder(nn.Module):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.upsamplers.base import needs_guide
 
 # the user's own operator from the command line: upsampler=custom upsampler._target_=mypkg.MyUp
 CUSTOM = "custom"
@@ -218,7 +219,7 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
 
     h, w = 5, 7
     x = torch.randn(2, cin, h, w)
-    guided = bool(getattr(up, "requires_guide", False))
+    guided = needs_guide(up)
     g = torch.randn(2, int(getattr(up, "guide_channels", cout)), s * h + s - 1, s * w + s - 1) if guided else None
     try:
         with torch.no_grad():

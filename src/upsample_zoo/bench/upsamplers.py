@@ -29,6 +29,7 @@ from upsample_zoo.bench.measure import (
     summarize,
 )
 from upsample_zoo.bench.settings import CONFIG_DIR, Settings
+from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import list_upsamplers
 
 MIN_RUN_TIME_PER_REPEAT = 0.1  # seconds of timed blocks per upsampler: repeats x this, and >= repeats blocks
@@ -101,7 +102,7 @@ def _operator_and_inputs(cfg, shape: StageShape, g: torch.Generator, device: tor
     up = instantiate(cfg)(shape.in_channels, shape.out_channels).to(device)
     x = torch.randn(shape.batch, shape.in_channels, shape.side, shape.side, generator=g).to(device)
     guide = None
-    if getattr(up, "requires_guide", False):
+    if needs_guide(up):
         side = up.scale * shape.side
         guide = torch.randn(shape.batch, shape.out_channels, side, side, generator=g).to(device).requires_grad_(True)
     return up, x.requires_grad_(True), guide

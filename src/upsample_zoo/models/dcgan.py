@@ -10,7 +10,7 @@ from torch import nn
 
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.models.stages import require_scale, stage_factories
-from upsample_zoo.upsamplers.base import upsampler_modules
+from upsample_zoo.upsamplers.base import needs_guide, upsampler_modules
 
 UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
@@ -41,7 +41,7 @@ class Generator(nn.Module):
         )
         require_scale(self.upsampler_modules(), "DCGAN generator (model=dcgan)")
         for stage in self.stages:
-            if getattr(stage["up"], "requires_guide", False):
+            if needs_guide(stage["up"]):
                 raise ConfigError(
                     f"upsampler {type(stage['up']).__name__} needs a guide (a high-resolution encoder feature, "
                     "such as a U-Net skip) and the DCGAN generator has none: use it with task=segmentation"

@@ -65,10 +65,16 @@ def fit_to_size(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y
 
 
+def needs_guide(module: nn.Module) -> bool:
+    """Whether the operator reads a guide (the high-resolution feature): ``requires_guide`` on a zoo class or
+    on a user's module. The one place that asks: the models, the contract check, the probe and the bench."""
+    return bool(getattr(module, "requires_guide", False))
+
+
 def accepts_guide(module: nn.Module) -> bool:
     """Whether ``module(x, output_size=..., guide=...)`` may be called: a zoo class, or a user's module whose
     forward names a ``guide`` argument (a plain ``forward(x, output_size)`` keeps working without one)."""
-    if isinstance(module, Upsampler) or getattr(module, "requires_guide", False):
+    if isinstance(module, Upsampler) or needs_guide(module):
         return True
     try:
         return "guide" in inspect.signature(module.forward).parameters
