@@ -103,3 +103,20 @@ def test_real_voc_sample_full_resolution_with_void(zoo_root, tmp_path):
     assert 255 in m and max(m.shape) == 500
     assert res["protocol"]["test_pixels"] == int((m != 255).sum())
     assert Path(tmp_path / "predictions.png").exists()
+
+
+def test_an_exception_becomes_one_line_in_one_place():
+    from hydra.errors import InstantiationException
+
+    from upsample_zoo.errors import ConfigError, one_line
+
+    ours = ConfigError("upsampler.scale=3 is not supported;\n  use 2 or 4")
+    try:
+        try:
+            raise ours
+        except ConfigError as e:
+            raise InstantiationException("Error in call to target 'X':\nConfigError(...)") from e
+    except InstantiationException as wrapped:
+        assert one_line(wrapped) == "upsampler.scale=3 is not supported; use 2 or 4"  # ours, unwrapped
+    assert one_line(RuntimeError("shape\n   mismatch")) == "RuntimeError: shape mismatch"
+    assert one_line(KeyError()) == "KeyError"

@@ -12,7 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from upsample_zoo.errors import UpsampleZooError
+from upsample_zoo.errors import UpsampleZooError, flat
 
 log = logging.getLogger("upsample_zoo")
 
@@ -95,7 +95,7 @@ class CheckOutputDir(Callback):
                            str(OmegaConf.select(config, "upsampler._target_", default=None)),
                            OmegaConf.select(config, "model.stage_upsamplers", default=None))
         except UpsampleZooError as exc:
-            print(f"upsample-zoo: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            print(f"upsample-zoo: error: {flat(exc)}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
         except Exception:  # noqa: BLE001 - anything else is Hydra's to report, as before
             return

@@ -22,9 +22,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from upsample_zoo import __version__
+from upsample_zoo import __version__, errors
 from upsample_zoo.atomic import atomic_write_json, atomic_write_text
-from upsample_zoo.errors import ConfigError, UpsampleZooError
+from upsample_zoo.errors import ConfigError
 from upsample_zoo.zoo import config_dir
 
 log = logging.getLogger("upsample_zoo")
@@ -88,13 +88,7 @@ def one_line(exc: BaseException, sweep_dir: str | None = None) -> str:
     if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and exc.__context__ is not None
                                               and isinstance(exc.__context__, KeyboardInterrupt)):
         return f"interrupted (Ctrl-C); {how}"
-    cause: BaseException | None = exc
-    while cause is not None:  # hydra wraps constructor errors in InstantiationException: report ours
-        if isinstance(cause, UpsampleZooError):
-            return " ".join(str(cause).split())
-        cause = cause.__cause__
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {msg}"
+    return errors.one_line(exc)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -128,7 +122,7 @@ def build_model(cfg: DictConfig):
         if isinstance(cause, ConfigError):
             raise cause from exc
         raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
-                          f"{type(cause).__name__}: {' '.join(str(cause).split())}") from exc
+                          f"{type(cause).__name__}: {errors.flat(cause)}") from exc
     target_cls = getattr(factory, "func", None)
     if isinstance(target_cls, type) and not issubclass(target_cls, nn.Module):
         raise ConfigError(f"upsampler._target_={cfg.upsampler.get('_target_')} is a {target_cls.__name__}, not an "

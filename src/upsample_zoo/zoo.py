@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from upsample_zoo.errors import ConfigError
+from upsample_zoo.errors import ConfigError, flat
 from upsample_zoo.upsamplers.base import needs_guide
 
 # the user's own operator from the command line: upsampler=custom upsampler._target_=mypkg.MyUp
@@ -112,7 +112,7 @@ def upsampler_factory(name: str, **options: Any) -> Callable[[int, int], nn.Modu
     try:
         return instantiate(cfg)
     except Exception as exc:  # hydra's InstantiationException: say which name could not be built
-        raise ConfigError(f"upsampler {name!r} cannot be built: {' '.join(str(exc).split())}") from exc
+        raise ConfigError(f"upsampler {name!r} cannot be built: {flat(exc)}") from exc
 
 
 def create_upsampler(name: str, in_channels: int, out_channels: int, scale: int = 2, **options: Any) -> nn.Module:
@@ -206,7 +206,7 @@ def check_upsampler(upsampler: nn.Module | Callable[[int, int], nn.Module], in_c
                 raise
             except Exception as exc:
                 raise ConfigError(f"upsampler {label} cannot be built as ({cin}, {cout}): "
-                                  f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+                                  f"{type(exc).__name__}: {flat(exc)}") from exc
         if not isinstance(up, nn.Module):
             raise ConfigError(f"upsampler {label}: the factory returned {type(up).__name__}, not an nn.Module")
         s = int(scale or getattr(up, "scale", 2))
@@ -225,7 +225,7 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
         with torch.no_grad():
             y = _forward(up, x, (s * h, s * w) if guided else None, g)
     except Exception as exc:
-        raise fail(f"forward on {tuple(x.shape)} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        raise fail(f"forward on {tuple(x.shape)} raised {type(exc).__name__}: {flat(exc)}") from exc
     if tuple(y.shape) != (2, cout, s * h, s * w):
         raise fail(f"{tuple(x.shape)} -> {tuple(y.shape)}, expected exactly {(2, cout, s * h, s * w)} "
                    f"(scale={s} x, out_channels={cout})")
@@ -238,7 +238,7 @@ def _check_module(up: nn.Module, label: str, cin: int, cout: int, s: int) -> Non
                 z = _forward(up, x, size, g)
         except Exception as exc:
             raise fail(f"forward(x, output_size={size}) raised {type(exc).__name__}: "
-                       f"{' '.join(str(exc).split())}") from exc
+                       f"{flat(exc)}") from exc
         if tuple(z.shape[-2:]) != size:
             raise fail(f"ignores output_size: asked for {size}, got {tuple(z.shape[-2:])} (the U-Net asks for "
                        "its skip's exact size, odd sides included)")

@@ -19,10 +19,11 @@ import torch
 
 from upsample_zoo.bench import checkerboard, data, fid, overhead, scaling, sweep, upsamplers
 from upsample_zoo.bench.environment import MatmulPeak, choose_threads, device_info, load_average, matmul_peak
-from upsample_zoo.bench.measure import Failed, log, one_line, to_json, torch_threads
+from upsample_zoo.bench.measure import Failed, log, to_json, torch_threads
 from upsample_zoo.bench.report import BenchResult, headline, render_markdown
 from upsample_zoo.bench.settings import FULL, QUICK, SECTIONS, TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import Workload, build_workload, plain_block
+from upsample_zoo.errors import one_line
 
 TASKS = ("segmentation", "gan")
 

@@ -9,9 +9,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from upsample_zoo.bench.measure import Summary, fmt, fmt_spread, log, one_line, summarize
+from upsample_zoo.bench.measure import Summary, fmt, fmt_spread, log, summarize
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.errors import one_line
 
 DATA_LABELS = {("segmentation", "synthetic"): "voc_synthetic (VOC layout, 160x120 JPEG+PNG)",
                ("segmentation", "image_folder"): "VOC-layout folder at VOC size (500x375 JPEG+PNG)",

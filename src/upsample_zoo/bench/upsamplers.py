@@ -23,12 +23,12 @@ from upsample_zoo.bench.measure import (
     fmt_spread,
     forward_backward,
     log,
-    one_line,
     optional,
     peak_bytes,
     summarize,
 )
 from upsample_zoo.bench.settings import CONFIG_DIR, Settings
+from upsample_zoo.errors import one_line
 from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import list_upsamplers
 

@@ -32,7 +32,7 @@ import torch
 from filelock import FileLock
 
 from upsample_zoo.atomic import atomic_write_bytes
-from upsample_zoo.errors import ConfigError, DataError
+from upsample_zoo.errors import ConfigError, DataError, flat
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def download_fidelity_weights(hub: Path) -> bool:
         hub.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(URL_INCEPTION_V3, str(hub), progress=False)
     except Exception as exc:  # noqa: BLE001 - offline is the normal case here: fall through to the next step
-        log.info("no FID weights download (%s: %s)", type(exc).__name__, " ".join(str(exc).split())[:200])
+        log.info("no FID weights download (%s: %s)", type(exc).__name__, flat(exc)[:200])
         return False
     sha = hashlib.sha256(hub.read_bytes()).hexdigest()
     if not sha.startswith(HUB_SHA256_PREFIX) or _file_digest(hub) is None:

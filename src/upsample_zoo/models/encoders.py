@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD
-from upsample_zoo.errors import ConfigError
+from upsample_zoo.errors import ConfigError, flat
 from upsample_zoo.upsamplers.base import conv_output_size
 
 Layer = tuple[int, int, int]  # (kernel, stride, padding) of one layer on the path to a tap
@@ -308,14 +308,14 @@ class ResNetEncoder(Encoder):
                 net = torchvision.models.get_model(arch, weights="DEFAULT")
             except Exception as e:  # noqa: BLE001 - offline, or a failed download
                 raise ConfigError(f"{owner}: torchvision's DEFAULT weights could not be loaded ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())[:160]}); give a local file with encoder.weights=<file>"
+                                  f"{flat(e)[:160]}); give a local file with encoder.weights=<file>"
                                   ) from None
         elif weights:
             sd = {k: v for k, v in load_state_dict_file(str(weights), owner).items() if not k.startswith("fc.")}
             try:  # the classifier (fc) is not used: any number of classes will do
                 missing = net.load_state_dict(sd, strict=False).missing_keys
             except RuntimeError as e:
-                missing = [" ".join(str(e).split())[-120:]]
+                missing = [flat(e)[-120:]]
             missing = [k for k in missing if not k.startswith("fc.")]
             if missing:
                 raise ConfigError(f"{owner}: weights file {weights} is not a {arch} state dict "

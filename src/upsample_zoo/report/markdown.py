@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from upsample_zoo.errors import flat
 from upsample_zoo.report.model import Comparison, Section
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
@@ -23,12 +24,12 @@ from upsample_zoo.report.tables import (
 
 def md(text: Any) -> str:
     """A table cell for GitHub markdown: HTML-escaped, pipes and newlines neutralised."""
-    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+    return html.escape(flat(text)).replace("|", "\\|")
 
 
 def md_text(text: Any) -> str:
     """A paragraph: HTML-escaped, newlines neutralised; pipes stay (outside a table they are plain text)."""
-    return html.escape(" ".join(str(text).split()))
+    return html.escape(flat(text))
 
 
 def md_table(table: Table) -> list[str]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upsample_zoo.errors import flat
+
 OK = "ok"
 SCHEMA = 1  # the results.json schema this report reads (train.RESULTS_SCHEMA)
 log = logging.getLogger("upsample_zoo")
@@ -146,7 +148,7 @@ def _read_run(f: Path) -> Run:
         return run
     except (OSError, ValueError) as exc:
         what = "unreadable" if isinstance(exc, OSError) else "corrupt"
-        return _run_from_hydra(f.parent, "unreadable", f"{f.name} is {what}: {' '.join(str(exc).split())}")
+        return _run_from_hydra(f.parent, "unreadable", f"{f.name} is {what}: {flat(exc)}")
 
 
 def load_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
