@@ -4,7 +4,10 @@ architecture picture (docs/architecture.md), none is over 400 lines, and no func
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 
 from .helpers.cli import REPO
 
@@ -76,3 +79,13 @@ def test_every_config_target_names_a_package_face():
         assert len(parts) == 3, f"{target}: name the package face (upsample_zoo.<package>.<Name>)"
         obj = _locate(target)
         assert obj.__name__ == parts[-1] and obj.__module__.startswith("upsample_zoo."), target
+
+
+def test_importing_the_tasks_leaves_matplotlibs_backend_alone():
+    """A notebook's backend stays: the figures are drawn on plain matplotlib Figures (Agg through savefig),
+    and nothing calls matplotlib.use at import time."""
+    code = ("import matplotlib; import upsample_zoo.tasks.segmentation, upsample_zoo.tasks.gan, upsample_zoo.figures, "
+            "upsample_zoo.probe, upsample_zoo.report.charts; print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MPLBACKEND": "svg"}, check=True)
+    assert out.stdout.strip().lower() == "svg"

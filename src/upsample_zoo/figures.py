@@ -6,26 +6,22 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: importing this never switches a notebook's backend
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from upsample_zoo.atomic import atomic_write_bytes  # noqa: E402
-from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from upsample_zoo.data.synthetic import voc_palette  # noqa: E402
-from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, power_db  # noqa: E402
+from upsample_zoo.atomic import atomic_write_bytes
+from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD
+from upsample_zoo.data.synthetic import voc_palette
+from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, power_db
 
 IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 100) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")  # a plain Figure renders through Agg
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -38,7 +34,8 @@ def save_prediction_grid(images: torch.Tensor, targets: torch.Tensor, preds: tor
                          path: str | Path) -> Path:
     """Rows of image | ground truth | prediction (VOC palette; void drawn in its palette colour)."""
     n = images.shape[0]
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.2 * n), squeeze=False)
+    fig = Figure(figsize=(7.5, 2.2 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         img = images[i].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
         for ax, arr, title in zip(axes[i], (img.clip(0, 1), colorize(targets[i].numpy()),
@@ -83,7 +80,8 @@ def save_spectrum_figure(power2d: Tensor, path: str | Path, title: str = "mean l
     db = torch.fft.fftshift(power_db(power2d.detach().double().cpu())).numpy()
     h, w = db.shape
     fy, fx = (torch.fft.fftshift(torch.fft.fftfreq(n, dtype=torch.float64)).tolist() for n in (h, w))
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig = Figure(figsize=(4.2, 3.6))
+    ax = fig.subplots()
     im = ax.imshow(db, cmap="magma", origin="lower", extent=(
         fx[0] - 0.5 / w, fx[-1] + 0.5 / w, fy[0] - 0.5 / h, fy[-1] + 0.5 / h))
     ax.set_xlabel("f_x (cycles/px)")
@@ -96,7 +94,8 @@ def save_spectrum_figure(power2d: Tensor, path: str | Path, title: str = "mean l
 def save_azimuthal_figure(curves: Mapping[str, tuple[Tensor, Tensor]], path: str | Path,
                           title: str = "azimuthal power spectrum") -> Path:
     """1-D spectra {label: (freqs, power)} on one plot, power in dB."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
     for label, (f, s) in curves.items():
         f, s = torch.as_tensor(f).detach().cpu(), torch.as_tensor(s).detach().double().cpu()
         ax.plot(f[1:].numpy(), power_db(s[1:]).numpy(), label=label, lw=1.2)
@@ -114,7 +113,8 @@ def save_grid_error_figure(rates: Tensor, path: str | Path, contrast: float | No
     """Heat map of the (stride, stride) error-rate map: row = y mod stride, column = x mod stride."""
     r = rates.detach().double().cpu().numpy()
     s = r.shape[0]
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig = Figure(figsize=(4.2, 3.6))
+    ax = fig.subplots()
     im = ax.imshow(r, cmap="viridis", origin="upper", interpolation="nearest")
     ax.set_xlabel(f"x mod {s}")
     ax.set_ylabel(f"y mod {s}")
@@ -129,7 +129,8 @@ def save_montage(panels: Sequence[tuple[str, Path]], path: str | Path) -> Path:
     """One labelled row per (label, PNG file), stacked: e.g. every operator's prediction grid of one seed."""
     from PIL import Image
 
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.6 * len(panels)), squeeze=False)
+    fig = Figure(figsize=(7.5, 2.6 * len(panels)))
+    axes = fig.subplots(len(panels), 1, squeeze=False)
     for ax, (label, png) in zip(axes[:, 0], panels):
         with Image.open(png) as im:
             ax.imshow(np.asarray(im.convert("RGB")))

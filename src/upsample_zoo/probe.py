@@ -218,12 +218,13 @@ def render_markdown(result: ProbeResult) -> str:
 
 
 def save_bar_chart(result: ProbeResult, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from upsample_zoo.figures import save_figure
 
     names = list(result.values)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(names), 3.6))
+    fig = Figure(figsize=(1.0 + 0.9 * len(names), 3.6))
+    ax = fig.subplots()
     width = 0.4
     for k, setting in enumerate(SETTINGS):
         stats = [result.stat(n, setting, "checkerboard_db") if result.values[n][setting]["checkerboard_db"]
