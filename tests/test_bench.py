@@ -273,7 +273,7 @@ def _only(cls, **fields):
 
 
 def test_headline_reads_nested_results():
-    from upsample_zoo.bench import fid
+    from upsample_zoo.bench import fid_speed as fid
     from upsample_zoo.bench.environment import MatmulPeak
 
     res = report.BenchResult(
@@ -372,7 +372,8 @@ def test_plain_gan_step_honours_the_spectral_regulariser(tmp_path):
 
 def _full_result() -> report.BenchResult:
     """A hand-made result with every row (full mode: FID ideas, the threads row), and one failed row each."""
-    from upsample_zoo.bench import checkerboard, fid, scaling
+    from upsample_zoo.bench import checkerboard, scaling
+    from upsample_zoo.bench import fid_speed as fid
     from upsample_zoo.bench.environment import MatmulPeak
 
     s, r = measure.summarize([1.0, 2.0]), measure.ratio_summary([1.0, 2.0], [2.0, 2.0])

@@ -11,7 +11,7 @@ from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.metrics.directions import direction
 from upsample_zoo.metrics.spectral_fd import SpectralFD
-from upsample_zoo.report.model import label_dir
+from upsample_zoo.report.comparison import label_dir
 
 
 @pytest.mark.parametrize("name, metric_class", [

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from upsample_zoo.bench.data import build_datamodule
-from upsample_zoo.bench.fid import fid_images
+from upsample_zoo.bench.fid_speed import fid_images
 from upsample_zoo.bench.measure import (
     Accumulator,
     Failed,

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from upsample_zoo.bench import checkerboard, data, fid, overhead, scaling, sweep, upsamplers
+from upsample_zoo.bench import checkerboard, data, fid_speed, overhead, scaling, sweep, upsamplers
 from upsample_zoo.bench.environment import MatmulPeak, choose_threads, device_info, load_average, matmul_peak
 from upsample_zoo.bench.measure import Failed, log, to_json, torch_threads
 from upsample_zoo.bench.report import BenchResult, headline, render_markdown
@@ -112,9 +112,9 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
     if "data" in sections:
         res.data = run.section("data", lambda: data.run(s, work, consumption))
     if "fid" in sections:
-        res.fid = run.section("fid", lambda: fid.run(s, device, peak, work, fid.default_cache_dir()))
+        res.fid = run.section("fid", lambda: fid_speed.run(s, device, peak, work, fid_speed.default_cache_dir()))
     if "checkerboard" in sections:
-        fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid.Fid) else None
+        fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid_speed.Fid) else None
         res.checkerboard = checkerboard.Checkerboard(
             segmentation=run.section("checkerboard/segmentation",
                                      lambda: checkerboard.run_segmentation(s, device, work)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from upsample_zoo.bench import checkerboard, data, fid, overhead, scaling, sweep, upsamplers
+from upsample_zoo.bench import checkerboard, data, fid_speed, overhead, scaling, sweep, upsamplers
 from upsample_zoo.bench.environment import MatmulPeak
 from upsample_zoo.bench.measure import Failed, fmt, fmt_spread, optional
 from upsample_zoo.bench.settings import Settings
@@ -27,7 +27,7 @@ class BenchResult:
     upsamplers: upsamplers.Upsamplers | Failed | None = optional()
     overhead: dict[str, overhead.Overhead | Failed] | None = optional()
     data: data.Data | Failed | None = optional()
-    fid: fid.Fid | Failed | None = optional()
+    fid: fid_speed.Fid | Failed | None = optional()
     checkerboard: checkerboard.Checkerboard | None = optional()
     scaling: scaling.Scaling | Failed | None = optional()
     sweep: sweep.Sweep | sweep.Skipped | Failed | None = optional()
@@ -57,7 +57,7 @@ def _overhead_figures(ov: dict[str, overhead.Overhead | Failed]) -> dict[str, An
     }
 
 
-def _fid_figures(f: fid.Fid | None) -> dict[str, Any]:
+def _fid_figures(f: fid_speed.Fid | None) -> dict[str, Any]:
     cache = f.cache if f else None
     return {
         "fid_speedup": _round(_median(f.speedup) if f else None),
@@ -68,7 +68,7 @@ def _fid_figures(f: fid.Fid | None) -> dict[str, Any]:
 
 def headline(res: BenchResult) -> dict[str, Any]:
     """The one-line JSON summary (stdout's last line)."""
-    f = res.fid if isinstance(res.fid, fid.Fid) else None
+    f = res.fid if isinstance(res.fid, fid_speed.Fid) else None
     rows = res.data.rows.values() if isinstance(res.data, data.Data) else ()
     data_ratios = [r.ratio for r in rows if isinstance(r, data.LoaderRow) and r.ratio]
     cb = res.checkerboard
@@ -132,7 +132,7 @@ def render_markdown(res: BenchResult) -> str:
         lines += (data.render(res.data) if isinstance(res.data, data.Data)
                   else _failed_section("3. Data pipeline", res.data))
     if res.fid:
-        lines += fid.render(res.fid)
+        lines += fid_speed.render(res.fid)
     if res.checkerboard:
         lines += checkerboard.render(res.checkerboard)
     if res.scaling:

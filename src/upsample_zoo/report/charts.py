@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from upsample_zoo.metrics.directions import direction
-from upsample_zoo.report.model import Comparison, Section, label
+from upsample_zoo.report.comparison import Comparison, Section, label
 from upsample_zoo.report.runs import zoo_names, zoo_order
 from upsample_zoo.report.stats import finite, finite_or_nan
 

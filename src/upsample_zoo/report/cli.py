@@ -2,7 +2,7 @@
 
 ``upsample-zoo compare PATH... [--baseline bilinear] [--out DIR] [--alpha 0.05] [--wandb]``; also run by the
 Hydra callback at the end of every multirun, into the sweep dir. Runs are grouped by (task, data, variant,
-upsampler) (runs.py, model.py); the statistics are in stats.py.
+upsampler) (runs.py, comparison.py); the statistics are in stats.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from upsample_zoo.atomic import atomic_write_bytes, atomic_write_text
 from upsample_zoo.cli_args import OneLineParser, ensure_writable, probability, write_or_exit
+from upsample_zoo.report.comparison import summarize
 from upsample_zoo.report.export import log_wandb, render_csv
 from upsample_zoo.report.html import render_html
 from upsample_zoo.report.markdown import render_markdown
-from upsample_zoo.report.model import summarize
 from upsample_zoo.report.runs import load_runs
 from upsample_zoo.report.stats import ALPHA
 

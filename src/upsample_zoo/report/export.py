@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from upsample_zoo.report.model import Comparison
+from upsample_zoo.report.comparison import Comparison
 
 # n_ok: one ok run per seed; n_superseded: older ok runs of those seeds, not counted; n_runs: all of them.
 # d_z_80_holm / d_z_80_raw: the smallest |d_z| the paired t-test detects with 80% power at alpha / k and alpha.

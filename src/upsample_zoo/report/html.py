@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from upsample_zoo.report.charts import bar_chart, cost_scatter, png_data_uri, spectrum_plot
-from upsample_zoo.report.model import Comparison, Section
+from upsample_zoo.report.comparison import Comparison, Section
 from upsample_zoo.report.runs import sweep_commands
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,

@@ -6,7 +6,7 @@ import html
 from typing import Any
 
 from upsample_zoo.errors import flat
-from upsample_zoo.report.model import Comparison, Section
+from upsample_zoo.report.comparison import Comparison, Section
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
     SE_NOTE,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upsample_zoo.metrics.directions import direction
-from upsample_zoo.report.model import Comparison, Group, Section, decimals_for, label, label_dir
+from upsample_zoo.report.comparison import Comparison, Group, Section, decimals_for, label, label_dir
 from upsample_zoo.report.stats import ALPHA, POWER, detectable_d_z, p_floor, pairs_needed
 
 REFERENCE_NAME = "real (reference)"
