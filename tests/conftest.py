@@ -3,10 +3,9 @@ Plain helpers live in tests/helpers/ and are imported from there; no test module
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,13 @@ from .helpers.zoo import SMOKE_UPSAMPLERS
 
 
 @pytest.fixture(scope="session")
-def zoo_root(tmp_path_factory) -> Path:
-    """UPSAMPLE_ZOO_ROOT for the whole session: data, caches and logs never touch the repo."""
+def zoo_root(tmp_path_factory) -> Iterator[Path]:
+    """UPSAMPLE_ZOO_ROOT for the rest of the session, restored at its end: data, caches and logs never touch
+    the repo, and nothing leaks out of the session."""
     root = tmp_path_factory.mktemp("zoo_root")
-    os.environ["UPSAMPLE_ZOO_ROOT"] = str(root)
-    return root
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UPSAMPLE_ZOO_ROOT", str(root))
+        yield root
 
 
 @pytest.fixture(scope="session")

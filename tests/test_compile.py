@@ -28,11 +28,16 @@ def test_compiled_unet_matches_eager():
 
 
 def test_compile_key_is_not_passed_to_the_model(zoo_root, tmp_path):
-    from upsample_zoo.train import build
+    """`model.compile` is the builder's switch, not a model argument (the U-Net takes none: passing it on
+    would be a TypeError): off leaves the model as built, on compiles it in place."""
+    import inspect
 
-    cfg = compose_cfg(["debug=smoke", "model.compile=false", "model.base_channels=4"], tmp_path)
-    parts = build(cfg)
-    assert isinstance(parts["model"], UNet)
+    from upsample_zoo.train import build_model
+
+    assert "compile" not in inspect.signature(UNet).parameters
+    for flag, compiled in (("false", False), ("true", True)):
+        model = build_model(compose_cfg(["debug=smoke", f"model.compile={flag}", "model.base_channels=4"], tmp_path))
+        assert isinstance(model, UNet) and (model._compiled_call_impl is not None) is compiled, flag
 
 
 def test_gan_compile_reaches_generator_and_discriminator(zoo_root, tmp_path):
