@@ -493,3 +493,15 @@ def test_real_features_are_cached_and_an_entry_without_them_is_rebuilt(tmp_path)
     assert not rebuilt.cached and len(calls) == 2
     np.testing.assert_array_equal(rebuilt.features, real.astype(np.float32))
     assert fid.load_or_compute_real_stats(tiny_metric(), tmp_path, PARTS, pixel_batches(0, calls=calls)).cached
+
+
+def test_one_default_cache_dir_follows_the_project_root(monkeypatch, tmp_path):
+    """The FID metric, the GAN task, the encoders and the bench default to one place: the configs'
+    ${paths.cache_dir} ($UPSAMPLE_ZOO_ROOT/.cache, else ./.cache)."""
+    from upsample_zoo.metrics.fid_weights import default_cache_dir
+
+    monkeypatch.setenv("UPSAMPLE_ZOO_ROOT", str(tmp_path / "root"))
+    assert default_cache_dir() == tmp_path / "root" / ".cache"
+    monkeypatch.delenv("UPSAMPLE_ZOO_ROOT")
+    monkeypatch.chdir(tmp_path)
+    assert default_cache_dir() == tmp_path / ".cache"

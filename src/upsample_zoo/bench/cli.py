@@ -24,6 +24,7 @@ from upsample_zoo.bench.report import BenchResult, headline, render_markdown
 from upsample_zoo.bench.settings import FULL, QUICK, SECTIONS, TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import Workload, build_workload, plain_block
 from upsample_zoo.errors import one_line
+from upsample_zoo.metrics.fid_weights import default_cache_dir
 
 TASKS = ("segmentation", "gan")
 
@@ -112,7 +113,7 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
     if "data" in sections:
         res.data = run.section("data", lambda: data.run(s, work, consumption))
     if "fid" in sections:
-        res.fid = run.section("fid", lambda: fid_speed.run(s, device, peak, work, fid_speed.default_cache_dir()))
+        res.fid = run.section("fid", lambda: fid_speed.run(s, device, peak, work, default_cache_dir()))
     if "checkerboard" in sections:
         fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid_speed.Fid) else None
         res.checkerboard = checkerboard.Checkerboard(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -112,11 +111,6 @@ def fid_images(n: int, seed: int = 3) -> torch.Tensor:
     from upsample_zoo.data.cifar_synthetic import generate_images
 
     return torch.from_numpy(generate_images(seed=seed, split="test", start=0, count=n)).permute(0, 3, 1, 2).contiguous()
-
-
-def default_cache_dir() -> Path:
-    """The app's ``${paths.cache_dir}``, as compute_fid uses it: ``$UPSAMPLE_ZOO_ROOT/.cache`` or ``./.cache``."""
-    return Path(os.environ.get("UPSAMPLE_ZOO_ROOT", os.getcwd())) / ".cache"
 
 
 def _torchmetrics_fid(weights_path: Path):

@@ -57,7 +57,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from upsample_zoo.atomic import atomic_write_bytes
 from upsample_zoo.errors import ConfigError, DataError
-from upsample_zoo.metrics.fid_weights import TF_WEIGHTS_LABEL, resolve_fid_weights
+from upsample_zoo.metrics.fid_weights import TF_WEIGHTS_LABEL, default_cache_dir, resolve_fid_weights
 from upsample_zoo.metrics.frechet import frechet_distance as gaussian_frechet_distance
 from upsample_zoo.metrics.frechet import gaussian_from_sums
 
@@ -166,7 +166,7 @@ def compute_fid(real: torch.Tensor, fake: torch.Tensor, num_features: int = 2048
     """
     real, fake = _images(real, "real", 2), _images(fake, "fake", 2)
     if cache_dir is None:
-        cache_dir = Path(os.environ.get("UPSAMPLE_ZOO_ROOT", os.getcwd())) / ".cache"
+        cache_dir = default_cache_dir()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     metric = build_fid_metric(cache_dir, weights_path, device, num_features)
     with torch.inference_mode():

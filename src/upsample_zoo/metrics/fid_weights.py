@@ -161,6 +161,12 @@ def _check_source(src: Path) -> None:
                         f"reinstall it: {pip}")
 
 
+def default_cache_dir() -> Path:
+    """The cache root when none is given, as the configs' ``${paths.cache_dir}``: ``$UPSAMPLE_ZOO_ROOT/.cache``,
+    else ``./.cache``. One home: the FID metric, the GAN task, the encoders and the bench all default to it."""
+    return Path(os.environ.get("UPSAMPLE_ZOO_ROOT", os.getcwd())) / ".cache"
+
+
 def converted_weights(cache_dir: str | os.PathLike, src: Path | None = None) -> Path:
     """The fid-helper conversion under <cache_dir>/fid/, built once (locked, atomic) and verified by digest."""
     dst = Path(cache_dir) / "fid" / CONVERTED_FILE

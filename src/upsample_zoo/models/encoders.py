@@ -230,9 +230,9 @@ class InceptionV3Encoder(Encoder):
         owner = "encoder=inception_v3"
         digest = None
         if weights == "fid":
-            from upsample_zoo.metrics.fid_weights import resolve_fid_weights
+            from upsample_zoo.metrics.fid_weights import default_cache_dir, resolve_fid_weights
 
-            resolved = resolve_fid_weights(cache_dir or Path.home() / ".cache" / "upsample_zoo")
+            resolved = resolve_fid_weights(cache_dir or default_cache_dir())
             path, digest = resolved.path, resolved.digest[:16]
         else:
             path = weights

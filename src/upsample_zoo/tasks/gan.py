@@ -19,6 +19,7 @@ from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.metrics.fid import captured_features
+from upsample_zoo.metrics.fid_weights import default_cache_dir
 from upsample_zoo.metrics.kid import feature_metrics, gathered
 from upsample_zoo.models.dcgan import DCGAN, SAMPLE_BN_MODES, precise_bn  # noqa: F401 (precise_bn: tests)
 
@@ -188,9 +189,12 @@ class GANTask(L.LightningModule):
         """Before training: verify the FID weights, choose the floor's real images (a corrupt one named or skipped)."""
         from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
-        resolve_fid_weights(self.hparams.cache_dir or ".cache", self.hparams.fid_weights_path)
+        resolve_fid_weights(self._cache_dir(), self.hparams.fid_weights_path)
         if hasattr(datamodule, "floor_set"):
             datamodule.floor_set(self.hparams.num_fake)
+
+    def _cache_dir(self):
+        return self.hparams.cache_dir or default_cache_dir()
 
     def _fid_metric(self):
         """Built on first use and kept out of the module tree, so checkpoints don't carry Inception."""
@@ -198,7 +202,7 @@ class GANTask(L.LightningModule):
             from upsample_zoo.metrics.fid import build_fid_metric
 
             self._eval_tools["fid"] = build_fid_metric(
-                self.hparams.cache_dir or ".cache", weights_path=self.hparams.fid_weights_path, device=self.device
+                self._cache_dir(), weights_path=self.hparams.fid_weights_path, device=self.device
             )
         return self._eval_tools["fid"]
 
@@ -210,7 +214,7 @@ class GANTask(L.LightningModule):
         info = dm.describe()
         key = {"dataset": info["name"], "split": info["ref_split"], "n_real": int(ref.shape[0]),
                "resolution": int(ref.shape[-1]), "fingerprint": info.get("ref_fingerprint")}
-        stats = load_or_compute_real_stats(self._fid_metric(), self.hparams.cache_dir or ".cache", key,
+        stats = load_or_compute_real_stats(self._fid_metric(), self._cache_dir(), key,
                                            real_batches=lambda: ref.split(100))
         self._eval_tools["real_stats"] = stats
         self._eval_tools["ref_split"] = info["ref_split"]
@@ -332,7 +336,7 @@ class GANTask(L.LightningModule):
         key = {"dataset": info["name"], "split": f"{info['ref_split']}-floor", "n_real": len(floor),
                "resolution": int(real.shape[-1]), "fingerprint": floor.fingerprint()}
         metric = self._fid_metric()
-        stats = cached_real_stats(metric, self.hparams.cache_dir or ".cache", key, lambda: real.split(100))
+        stats = cached_real_stats(metric, self._cache_dir(), key, lambda: real.split(100))
         set_real_stats(metric, ref.mu, ref.sigma, ref.n)  # a computation went through the real states
         self.log("test/fid_real_floor", frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
         self._log_feature_metrics(torch.from_numpy(stats.features), ref.features, "_real_floor")
