@@ -20,35 +20,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from upsample_zoo.conversions import UNIT_RANGE, check_value_range, to_unit
+
 HF_BAND = (0.375, 0.5)  # cycles/px
 LF_BAND = (0.05, 0.2)
 POWER_EPS = 1e-20  # added to powers before a log or a ratio: 0 stays finite
-UNIT_RANGE = (0.0, 1.0)
 RANGE_TOL = 0.1  # accepted overshoot of a float input's declared range, as a fraction of its span
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
-
-def check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"value_range must be two numbers (lo, hi), got {value_range!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise ValueError(f"value_range must be finite with lo < hi, got {value_range!r}")
-    return lo, hi
-
-
-def to_unit(x: Tensor, value_range: tuple[float, float] = UNIT_RANGE) -> Tensor:
-    """uint8 -> float in [0, 1] (0..255); floating tensors -> float32 mapped from ``value_range`` to [0, 1]
-    (the default (0, 1) passes them through unchanged). Converts only: :func:`check_images` checks."""
-    if x.dtype == torch.uint8:
-        return x.float() / 255.0
-    if not x.is_floating_point():
-        raise TypeError(f"expected a float tensor in value_range {tuple(value_range)} or uint8, got {x.dtype}")
-    lo, hi = check_value_range(value_range)
-    return x.float() if (lo, hi) == UNIT_RANGE else (x.float() - lo) / (hi - lo)
-
 
 def check_batch(x: Tensor, what: str = "images") -> None:
     if x.ndim != 4:
