@@ -14,24 +14,8 @@ from typing import Any
 from upsample_zoo.metrics.directions import direction
 from upsample_zoo.report.runs import Run, latest_per_seed, zoo_order
 from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, holm, p_floor, paired_test
+from upsample_zoo.tasks.declarations import declared
 
-# The summary table's metrics per task, in this order.
-HEADLINE = {
-    "segmentation": ["test/miou", "test/boundary_iou", "test/pixel_acc", "test/checkerboard_db",
-                     "test/grid_error_contrast"],
-    "gan": ["test/fid", "test/kid", "test/precision", "test/recall", "test/density", "test/coverage",
-            "test/spectral_fd_shape", "test/spectral_fd_artifact", "test/checkerboard_db",
-            "test/checkerboard_db_vs_ref",
-            "test/spectral_fd"],  # the one-number spectral FD of runs made before it was split in two parts
-}
-# The reference row under a task's summary table: each headline metric scored on real images by the run's own
-# code (the GAN task's real-vs-real floor, tasks/gan.py); the same value in every run of a sweep.
-REFERENCE = {"gan": {"test/fid": "test/fid_real_floor", "test/kid": "test/kid_real_floor",
-                     **{f"test/{k}": f"test/{k}_real_floor" for k in ("precision", "recall", "density", "coverage")},
-                     "test/spectral_fd_shape": "test/spectral_fd_shape_real_floor",
-                     "test/spectral_fd_artifact": "test/spectral_fd_artifact_real_floor",
-                     "test/spectral_fd": "test/spectral_fd_real_floor",
-                     "test/checkerboard_db": "test/checkerboard_db_ref", "test/checkerboard_db_vs_ref": None}}
 COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params_total", "params (total)"),
                 ("cost/train_img_per_s", "train img/s"), ("cost/wall_s", "wall s")]
 LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID", "test/kid": "KID ×10³",
@@ -113,14 +97,14 @@ class Section:
 
     def reference(self) -> dict[str, dict[str, float]]:
         """The reference row: headline metric -> describe() of its real-image counterpart over the ok runs
-        (``REFERENCE``; a difference to real reads 0 on real); {} when no run has one."""
+        (the task's declared references; a difference to real reads 0 on real); {} when no run has one."""
         return self._reference
 
     @functools.cached_property
     def _reference(self) -> dict[str, dict[str, float]]:
         ok = [r for g in self.groups for r in g.ok_runs]
         out = {}
-        for m, ref in REFERENCE.get(self.task, {}).items():
+        for m, ref in declared(self.task).references.items():
             if m in self.headline and ref is not None:
                 d = describe(finite(r.metrics.get(ref) for r in ok))
                 if d["n"]:
@@ -172,7 +156,7 @@ def decimals_for(x: float) -> int:
 
 
 def _metric_order(metrics: Iterable[str], task: str) -> list[str]:
-    head = HEADLINE.get(task, [])
+    head = list(declared(task).headline)
 
     def key(m: str) -> tuple:
         cost = m.startswith("cost/")
@@ -234,7 +218,7 @@ def summarize(runs: list[Run], baseline: str | None = "bilinear", alpha: float =
     for (task, data, variant), ups in sorted(by_key.items()):
         groups = [Group(task, data, variant, u, *latest_per_seed(ups[u])) for u in sorted(ups, key=zoo_order)]
         metrics = _metric_order({m for g in groups for r in g.ok_runs for m in r.metrics}, task)
-        headline = [m for m in HEADLINE.get(task, []) if m in metrics]
+        headline = [m for m in declared(task).headline if m in metrics]
         if not headline:  # an unknown task: its test metrics (at most 4)
             headline = [m for m in metrics if m.startswith("test/") and m.count("/") == 1][:4]
         section = Section(task, data, variant, groups, metrics, headline)
