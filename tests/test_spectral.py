@@ -12,7 +12,14 @@ from torch import nn
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.figures import save_azimuthal_figure, save_spectrum_figure
 from upsample_zoo.metrics.checkerboard import CheckerboardScore, analysis_size, checkerboard_score
-from upsample_zoo.metrics.spectrum import azimuthal_spectrum, hann_window_2d, mean_log_spectrum, spectral_loss
+from upsample_zoo.metrics.spectrum import (
+    azimuthal_spectrum,
+    half_power_sums,
+    hann_window_2d,
+    mean_log_spectrum,
+    power_spectrum,
+    spectral_loss,
+)
 from upsample_zoo.upsamplers import TransposedConv
 
 KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
@@ -467,7 +474,10 @@ def test_figures_are_written_atomically(tmp_path):
 def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scale):
     # batch_power_sums differentiates only the analysed window when it can; the numbers must be those
     # of the whole image's gradient map cropped to the window
-    from upsample_zoo.metrics.checkerboard import _power_sum, analysis_size, batch_power_sums, gradient_energy
+    from upsample_zoo.metrics.checkerboard import analysis_size, batch_power_sums, gradient_energy
+
+    def _power_sum(maps):
+        return power_spectrum(maps).sum(dim=(0, 1))
 
     x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
     c, hh, ww = analysis_size(side, side, scale)
@@ -518,3 +528,13 @@ def test_class_map_power_sums_equal_the_float64_definition_bin_by_bin(side):
     assert n == 63
     np.testing.assert_allclose(power.double().numpy(), _np_spectrum(xn[..., c:c + hh, c:c + ww]) * n, rtol=1e-5)
     np.testing.assert_allclose(grad.double().numpy(), _np_spectrum(gn[..., c:c + hh, c:c + ww]) * n, rtol=1e-5)
+
+
+def test_the_metrics_batched_half_plane_is_the_power_spectrum_summed():
+    """One definition of P: the checkerboard's batched half-plane sums mirror to power_spectrum's P summed over
+    batch and channels."""
+    from upsample_zoo.metrics.checkerboard import full_spectrum
+
+    x = torch.rand(3, 4, 24, 30, generator=torch.Generator().manual_seed(5))
+    half = half_power_sums(x[None].clone())[0]
+    torch.testing.assert_close(full_spectrum(half, 30), power_spectrum(x).sum(dim=(0, 1)), rtol=1e-5, atol=1e-6)

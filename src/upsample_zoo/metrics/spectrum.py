@@ -104,6 +104,19 @@ def power_spectrum(x: Tensor, periodic_window: bool = True) -> Tensor:
     return torch.fft.fft2(x * win).abs().square() / win.square().sum()
 
 
+def half_power_sums(maps: Tensor) -> Tensor:
+    """(K, B, C, H, W) -> (K, H, W//2 + 1): for each of the K kinds of map (the image, its gradient energy), P
+    summed over batch and channels on the rfft2 half-plane, all K in one FFT call: :func:`power_spectrum`'s P,
+    summed (the metrics' batched form; the other half-plane is the mirror image). ``maps`` is consumed: it is
+    centred and windowed in place."""
+    h, w = maps.shape[-2:]
+    win = hann_window_2d(h, w).to(device=maps.device, dtype=maps.dtype)
+    spec = torch.view_as_real(torch.fft.rfft2(maps.sub_(maps.mean(dim=(-2, -1), keepdim=True)).mul_(win)))
+    # |X|^2 = re^2 + im^2, summed over batch and channels first: the reduction then runs over contiguous
+    # (re, im) pairs, which is 8x faster on CPU than reducing the last axis first (float32 rounding apart)
+    return spec.square_().sum(dim=(1, 2)).sum(dim=-1) / win.square().sum()
+
+
 @cached_tensors(maxsize=32)
 def ring_index(h: int, w: int) -> Tensor:
     """Ring of each DFT bin, round(r * min(H, W)); corners beyond 0.5 cycles/px go to an overflow ring.
@@ -199,6 +212,7 @@ def spectral_loss(fake: Tensor, real: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 __all__ = [
+    "half_power_sums",
     "AzimuthalSpectrum",
     "HF_BAND",
     "LF_BAND",
