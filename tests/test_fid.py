@@ -456,6 +456,9 @@ def test_protocol_string():
 
 def test_inception_stays_out_of_checkpoints(cache_dir):
     metric = fid.build_fid_metric(cache_dir)
+    # a real torchmetrics subclass that owns its weights, not an instance patched from outside
+    assert isinstance(metric, fid.CachedFID) and isinstance(metric, FrechetInceptionDistance)
+    assert metric.fid_weights.path.is_file()
     parent = nn.ModuleDict({"fid": metric, "g": nn.Linear(2, 2)})
     sd = parent.state_dict()
     assert "g.weight" in sd and not [k for k in sd if ".inception." in k]
@@ -505,3 +508,16 @@ def test_one_default_cache_dir_follows_the_project_root(monkeypatch, tmp_path):
     monkeypatch.delenv("UPSAMPLE_ZOO_ROOT")
     monkeypatch.chdir(tmp_path)
     assert default_cache_dir() == tmp_path / ".cache"
+
+
+def test_cached_fid_loads_real_stats_and_keeps_them_across_reset(cache_dir):
+    metric = fid.CachedFID(cache_dir, fast=False)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(40, 2048))
+    mu, sigma = feats.mean(0), np.cov(feats, rowvar=False)
+    metric.load_real_stats(fid.RealStats(mu=mu, sigma=sigma, n=40, path=cache_dir / "x.npz", cached=True))
+    metric.reset()  # reset_real_features=False: the real side stays
+    assert int(metric.real_features_num_samples) == 40
+    np.testing.assert_allclose(metric.real_features_sum.numpy(), 40 * mu, rtol=1e-12)
+    back = (metric.real_features_cov_sum.numpy() - 40 * np.outer(mu, mu)) / 39
+    np.testing.assert_allclose(back, sigma, rtol=1e-9, atol=1e-12)

@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,27 +113,38 @@ def speed_up_inception(inception: torch.nn.Module, channels_last: bool = True) -
     return inception
 
 
-def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
-                     device: str | torch.device = "cpu", num_features: int = 2048,
-                     fast: bool = True) -> FrechetInceptionDistance:
-    """torchmetrics FID on the resolved weights, keeping real statistics across reset().
+class CachedFID(FrechetInceptionDistance):
+    """torchmetrics FID on the resolved weights (``fid_weights``: a FIDWeights, for the stats key and the
+    protocol), keeping real statistics across reset(), with real statistics loadable from the cache.
 
-    The returned metric carries ``metric.fid_weights`` (a FIDWeights) for the stats key and the protocol.
     Its frozen Inception stays out of ``state_dict()`` (Lightning checkpoints would grow by 96 MB each);
     loading a state dict without it keeps the current weights, so strict loads still work. With ``fast``
     (the default) the Inception is sped up by :func:`speed_up_inception` (same features within 1e-4).
     """
-    weights = resolve_fid_weights(cache_dir, weights_path)
-    metric = FrechetInceptionDistance(feature=num_features, reset_real_features=False, antialias=False,
-                                      feature_extractor_weights_path=str(weights.path))
-    metric.fid_weights = weights
-    if fast:
-        speed_up_inception(metric.inception)
 
-    from upsample_zoo.models.encoders import exclude_from_checkpoints
+    def __init__(self, cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
+                 num_features: int = 2048, fast: bool = True, **kwargs: Any) -> None:
+        weights = resolve_fid_weights(cache_dir, weights_path)
+        super().__init__(feature=num_features, reset_real_features=False, antialias=False,
+                         feature_extractor_weights_path=str(weights.path), **kwargs)
+        self.fid_weights = weights
+        if fast:
+            speed_up_inception(self.inception)
 
-    exclude_from_checkpoints(metric.inception)
-    return metric.to(device)
+        from upsample_zoo.models.encoders import exclude_from_checkpoints
+
+        exclude_from_checkpoints(self.inception)
+
+    def load_real_stats(self, stats: RealStats) -> None:
+        """The real side from cached (or just computed) statistics: no real image goes through the network."""
+        set_real_stats(self, stats.mu, stats.sigma, stats.n)
+
+
+def build_fid_metric(cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
+                     device: str | torch.device = "cpu", num_features: int = 2048,
+                     fast: bool = True) -> CachedFID:
+    """A :class:`CachedFID` on ``device``."""
+    return CachedFID(cache_dir, weights_path, num_features, fast).to(device)
 
 
 def fid_protocol(n_real: int, n_fake: int, ref_split: str, weights_label: str = TF_WEIGHTS_LABEL,
