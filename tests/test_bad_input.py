@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from upsample_zoo.data.synthetic import build_voc_synthetic, voc_palette
+from upsample_zoo.data.voc import voc_palette
+from upsample_zoo.data.voc_synthetic import build_voc_synthetic
 
 from .helpers.cli import run_cli
 

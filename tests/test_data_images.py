@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from upsample_zoo.conversions import to_uint8
+from upsample_zoo.data.cifar10 import CIFAR10DataModule
 from upsample_zoo.data.cifar_synthetic import (
     CHUNK,
     SyntheticImageDataModule,
@@ -21,7 +22,7 @@ from upsample_zoo.data.cifar_synthetic import (
     spectral_slope,
 )
 from upsample_zoo.data.image_files import ImageFileDataset, check_header, find_images
-from upsample_zoo.data.images import CIFAR10DataModule, ImageFolderDataModule, _UnlabelledImageDataModule
+from upsample_zoo.data.image_folder import ImageFolderDataModule, _UnlabelledImageDataModule
 from upsample_zoo.errors import ConfigError, DataError
 
 from .helpers.cli import CIFAR_JPEG, compose_cfg
@@ -324,7 +325,7 @@ def test_cifar10_download_failure_offline(tmp_path, monkeypatch):
 
 
 def test_cifar10_module_conventions(monkeypatch):
-    from upsample_zoo.data import images
+    from upsample_zoo.data import cifar10
 
     rng = np.random.default_rng(0)
     fake = {True: rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
@@ -334,7 +335,7 @@ def test_cifar10_module_conventions(monkeypatch):
         def __init__(self, train):
             self.data = fake[train]
 
-    monkeypatch.setattr(images, "open_cifar10", lambda root, train, download: Fake(train))
+    monkeypatch.setattr(cifar10, "open_cifar10", lambda root, train, download: Fake(train))
     dm = CIFAR10DataModule("unused", batch_size=8, val_batch_size=5, num_workers=0, max_images=40,
                            max_ref_images=10, ref_split="test", crop_size=64)
     dm.setup()
@@ -395,7 +396,7 @@ def test_floor_set_is_disjoint_from_the_reference_set_and_seeded(tmp_path):
 
 
 def test_floor_set_of_cifar10_module(monkeypatch):
-    from upsample_zoo.data import images
+    from upsample_zoo.data import cifar10
 
     data = np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
 
@@ -403,7 +404,7 @@ def test_floor_set_of_cifar10_module(monkeypatch):
         def __init__(self, train):
             self.data = data
 
-    monkeypatch.setattr(images, "open_cifar10", lambda root, train, download: Fake(train))
+    monkeypatch.setattr(cifar10, "open_cifar10", lambda root, train, download: Fake(train))
     dm = CIFAR10DataModule("unused", batch_size=4, num_workers=0, max_ref_images=12)
     dm.setup()
     floor = dm.floor_set(7)

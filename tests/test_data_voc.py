@@ -7,8 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from upsample_zoo.data.synthetic import VOC_CLASSES, build_voc_synthetic, voc_palette
-from upsample_zoo.data.voc import VOCDataModule, class_lookup, load_pair, open_voc, pad_collate, train_transform
+from upsample_zoo.data.voc import (
+    VOC_CLASSES,
+    VOCDataModule,
+    class_lookup,
+    load_pair,
+    open_voc,
+    pad_collate,
+    train_transform,
+    voc_palette,
+)
+from upsample_zoo.data.voc_synthetic import build_voc_synthetic
 from upsample_zoo.errors import ConfigError, DataError
 
 SMALL = dict(num_train=12, num_val=4, height=60, width=80, seed=3)

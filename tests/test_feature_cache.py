@@ -11,8 +11,8 @@ import torch
 from torchvision.datasets import VOCSegmentation
 
 from upsample_zoo.data.encoded import FeatureCache, GridCropDataset, encoded_collate
-from upsample_zoo.data.synthetic import build_voc_synthetic
 from upsample_zoo.data.voc import class_lookup, eval_transform, load_pair
+from upsample_zoo.data.voc_synthetic import build_voc_synthetic
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.models.encoders import ResNetEncoder
 

@@ -300,7 +300,7 @@ def _floor_task(tmp_path, n_images: int, num_fake: int):
     from PIL import Image
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    from upsample_zoo.data.images import ImageFolderDataModule
+    from upsample_zoo.data.image_folder import ImageFolderDataModule
     from upsample_zoo.metrics.fid_weights import FIDWeights
 
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upsample_zoo.data.synthetic import build_voc_synthetic
+from upsample_zoo.data.voc_synthetic import build_voc_synthetic
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.sweep_resume import config_hash
 from upsample_zoo.train import build_model

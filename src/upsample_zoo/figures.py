@@ -13,7 +13,7 @@ from torch import Tensor
 
 from upsample_zoo.atomic import atomic_write_bytes
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD
-from upsample_zoo.data.synthetic import voc_palette
+from upsample_zoo.data.voc import voc_palette
 from upsample_zoo.metrics.spectrum import HF_BAND, LF_BAND, power_db
 
 IMAGENET_MEAN, IMAGENET_STD = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)

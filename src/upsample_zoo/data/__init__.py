@@ -4,9 +4,9 @@ from upsample_zoo.faces import lazy_faces
 
 _FACES = {
     "VOCDataModule": "voc",
-    "SyntheticVOCDataModule": "voc",
-    "ImageFolderDataModule": "images",
-    "CIFAR10DataModule": "images",
+    "SyntheticVOCDataModule": "voc_synthetic",
+    "ImageFolderDataModule": "image_folder",
+    "CIFAR10DataModule": "cifar10",
     "SyntheticImageDataModule": "cifar_synthetic",
 }
 __all__ = sorted(_FACES)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from upsample_zoo.data.images import ImageFolderDataModule
+from upsample_zoo.data.generated import ensure_built
+from upsample_zoo.data.image_folder import ImageFolderDataModule
 from upsample_zoo.data.noise import pink_noise
-from upsample_zoo.data.synthetic import ensure_built
 from upsample_zoo.metrics.spectrum import azimuthal_spectrum
 
 SIZE = 32

@@ -1,6 +1,6 @@
 """Image files and in-memory image arrays as datasets: finding and decoding files (a corrupt file raises a
 DataError naming it), the geometry and [-1, 1] transforms, seeded subsets, and the datasets' fingerprints.
-The data modules built on them: :mod:`upsample_zoo.data.images`."""
+The data modules built on them: :mod:`upsample_zoo.data.image_folder`, :mod:`upsample_zoo.data.cifar10`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""PASCAL VOC 2012 segmentation (real, or the embedded synthetic set in the same layout)."""
+"""PASCAL VOC 2012 segmentation: the VOC facts (classes, palette), the loader, the data module. The embedded
+synthetic set in the same layout: ``voc_synthetic.py``."""
 
 from __future__ import annotations
 
@@ -18,10 +19,30 @@ from torchvision.transforms import v2
 
 from upsample_zoo.constants import IMAGENET_MEAN, IMAGENET_STD, VOID
 from upsample_zoo.data.epoch_sampling import make_loader
-from upsample_zoo.data.synthetic import SYNTH_CLASSES, VOC_CLASSES, build_voc_synthetic
 from upsample_zoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+def voc_palette() -> list[int]:
+    """The official VOC colour map (bit-interleaved), 256 RGB entries, flattened."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
 
 VALID_LABELS = frozenset(range(len(VOC_CLASSES))) | {VOID}
 # random_resized_crop: scale + crop + flip (the default); grid_crop: crops on the encoder's grid, exact in a
@@ -301,23 +322,3 @@ class VOCDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, shuffle=False)
-
-
-class SyntheticVOCDataModule(VOCDataModule):
-    """The embedded default: generated on first use into ``root`` in the exact VOC layout, then read by
-    the same loader as real VOC."""
-
-    def __init__(self, root: str, num_train: int = 400, num_val: int = 80, height: int = 120, width: int = 160,
-                 generator_seed: int = 0, border: int = 1, keep_classes: Sequence[str] | None = None,
-                 **kwargs) -> None:
-        keep = list(keep_classes) if keep_classes else list(SYNTH_CLASSES)
-        super().__init__(root=root, download=False, keep_classes=keep, **kwargs)
-        self.gen = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=generator_seed,
-                        border=border, classes=tuple(SYNTH_CLASSES))
-
-    def prepare_data(self) -> None:
-        build_voc_synthetic(self.root, **self.gen)
-
-    def setup(self, stage: str | None = None) -> None:
-        build_voc_synthetic(self.root, **self.gen)
-        super().setup(stage)

@@ -1,91 +1,25 @@
-"""Embedded datasets, generated deterministically on first use and written atomically.
-
-``build_voc_synthetic`` writes a PASCAL-VOC-layout segmentation set (JPEG images, palette PNG masks
-with the VOC palette and a 255 void border around each object, ImageSets/Segmentation/*.txt), so the
-real VOC loader reads it unchanged.
-"""
+"""The embedded VOC stand-in: ``build_voc_synthetic`` writes a PASCAL-VOC-layout segmentation set (JPEG images,
+palette PNG masks with the VOC palette and a 255 void border around each object,
+ImageSets/Segmentation/*.txt), generated deterministically on first use, and ``SyntheticVOCDataModule`` reads it
+with the real VOC loader, unchanged."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from upsample_zoo.constants import VOID
+from upsample_zoo.data.generated import ensure_built
 from upsample_zoo.data.noise import pink_noise
+from upsample_zoo.data.voc import VOC_CLASSES, VOCDataModule, voc_palette
 
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
 log = logging.getLogger(__name__)
-
-
-def voc_palette() -> list[int]:
-    """The official VOC colour map (bit-interleaved), 256 RGB entries, flattened."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
-
-
-def ensure_built(root: Path, params: dict, build: Callable[[Path, dict], None]) -> Path:
-    """Build ``root`` once: under a file lock, into a temp dir beside it, then rename.
-
-    Concurrent sweep jobs wait on the lock instead of building twice, and a crash mid-build leaves
-    only a temp dir, never a half-written ``root``. ``meta.json`` (written last) marks completion.
-    """
-    root = Path(root)
-    meta_path = root / "meta.json"
-    if meta_path.exists():
-        _check_meta(meta_path, params)
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root.parent / f".{root.name}.lock")):
-        if meta_path.exists():
-            _check_meta(meta_path, params)
-            return root
-        if root.exists():  # a leftover from an interrupted non-atomic copy: never trust it
-            shutil.rmtree(root)
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        t0 = time.perf_counter()
-        try:
-            build(tmp, params)
-            (tmp / "meta.json").write_text(json.dumps(params, indent=1, sort_keys=True))
-            os.rename(tmp, root)
-            log.info("built %s (pid %d) in %.1f s", root, os.getpid(), time.perf_counter() - t0)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def _check_meta(meta_path: Path, params: dict) -> None:
-    from upsample_zoo.errors import DataError
-
-    have = json.loads(meta_path.read_text())
-    if have != json.loads(json.dumps(params)):
-        raise DataError(
-            f"{meta_path.parent} was generated with other parameters ({have}); delete it or point "
-            "data.root elsewhere to generate the requested set"
-        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,3 +183,22 @@ def build_voc_synthetic(root: str | os.PathLike, num_train: int = 400, num_val: 
                   height=int(height), width=int(width), seed=int(seed), border=int(border), classes=list(classes))
     return ensure_built(Path(root), params, _build_voc_synthetic)
 
+
+class SyntheticVOCDataModule(VOCDataModule):
+    """The embedded default: generated on first use into ``root`` in the exact VOC layout, then read by
+    the same loader as real VOC."""
+
+    def __init__(self, root: str, num_train: int = 400, num_val: int = 80, height: int = 120, width: int = 160,
+                 generator_seed: int = 0, border: int = 1, keep_classes: Sequence[str] | None = None,
+                 **kwargs) -> None:
+        keep = list(keep_classes) if keep_classes else list(SYNTH_CLASSES)
+        super().__init__(root=root, download=False, keep_classes=keep, **kwargs)
+        self.gen = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=generator_seed,
+                        border=border, classes=tuple(SYNTH_CLASSES))
+
+    def prepare_data(self) -> None:
+        build_voc_synthetic(self.root, **self.gen)
+
+    def setup(self, stage: str | None = None) -> None:
+        build_voc_synthetic(self.root, **self.gen)
+        super().setup(stage)
