@@ -226,7 +226,7 @@ def test_fold_batchnorm_keeps_the_function_and_channels_last():
 
 @pytest.mark.slow
 def test_interleaved_fit_gives_one_pair_per_step(tmp_path):
-    w = workloads.build_workload("gan", overhead.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
+    w = workloads.build_workload("gan", overhead.tiny_overrides("gan"), tmp_path, torch.device("cpu"))
     plain, light = workloads.interleaved_fit(w, 2, torch.device("cpu"), tmp_path)
     assert len(plain) == len(light) == 2
     assert all(c.wall > 0 and c.thread >= 0 for c in plain)
@@ -323,7 +323,7 @@ def _lightning_step(task, batch, seed: int, root: Path) -> None:
 
 
 def _plain_step(w, task, batch, seed: int) -> None:
-    step = workloads.plain_step(w.task_name, task)
+    step = task.plain_step()
     task.train()
     torch.manual_seed(seed)
     step(batch)
@@ -342,7 +342,7 @@ def test_plain_step_trains_exactly_as_the_lightning_step(tmp_path, task_name, ex
     the same model, with the same random draws, leave bit-identical weights (and BatchNorm statistics)."""
     import copy
 
-    w = workloads.build_workload(task_name, (*overhead.TINY_WORKLOADS[task_name], *extra), tmp_path,
+    w = workloads.build_workload(task_name, (*overhead.tiny_overrides(task_name), *extra), tmp_path,
                                  torch.device("cpu"))
     plain, light = copy.deepcopy(w.task), copy.deepcopy(w.task)
     _plain_step(w, plain, w.batches[0], seed=3)
@@ -356,7 +356,7 @@ def test_plain_gan_step_honours_the_spectral_regulariser(tmp_path):
     """spectral_reg_weight changes the plain loop's generator update (not the discriminator's)."""
     import copy
 
-    w = workloads.build_workload("gan", overhead.TINY_WORKLOADS["gan"], tmp_path, torch.device("cpu"))
+    w = workloads.build_workload("gan", overhead.tiny_overrides("gan"), tmp_path, torch.device("cpu"))
     off, on = copy.deepcopy(w.task), copy.deepcopy(w.task)
     on.hparams.spectral_reg_weight = 0.5
     real = w.batches[0]
@@ -396,8 +396,8 @@ def _full_result() -> report.BenchResult:
         overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
         data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
         fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),
-        checkerboard=checkerboard.Checkerboard(checkerboard.SegmentationCost(8, s, s, r),
-                                               checkerboard.GanCost(16, 16, 0.1, 0.2, 1.0, 1.3, {"median": 0.08})),
+        checkerboard={"segmentation": checkerboard.TestEpochCost(8, s, s, r),
+                      "gan": checkerboard.ComposedCost(16, 16, 0.1, 0.2, 1.0, 1.3, {"median": 0.08})},
         scaling=scaling.Scaling("U-Net", 2, 100, "AdamW", s, [scaling.Point(2, 64, s)],
                                 [scaling.Point(2, 48, s, 0.1, 0.2, 0.3), scaling.Point(2, 96, s, 0.1, 0.2, 0.3)],
                                 1.0, 1.5, 1.7),
@@ -531,13 +531,13 @@ def test_unwritable_out_is_one_line_before_any_measurement(tmp_path, capsys):
 def test_row5_times_the_checkerboard_work_the_segmentation_task_really_does(tmp_path):
     """The timed task wraps the method the test step calls: a renamed hook once left row 5 timing only the
     score's compute (its override of the old name was never called)."""
-    from upsample_zoo.bench.checkerboard import timed_segmentation_task
+    from upsample_zoo.bench.checkerboard import timed_test_task
     from upsample_zoo.bench.measure import Accumulator
-    from upsample_zoo.bench.workloads import build_model
+    from upsample_zoo.models.build import build_model
 
     cfg = compose_cfg(["model.base_channels=4", "model.depth=2"], tmp_path)
     spent = Accumulator(torch.device("cpu"))
-    task = timed_segmentation_task(cfg, build_model(cfg), spent)
+    task = timed_test_task(cfg, build_model(cfg), spent)
     task.checkerboard_window = 32
     x, y = torch.rand(2, 3, 40, 36), torch.zeros(2, 40, 36, dtype=torch.long)
     sizes = torch.tensor([[40, 36], [38, 33]])  # each image's true size inside the padded batch

@@ -27,24 +27,32 @@ def test_compiled_unet_matches_eager():
     assert not any(k.startswith("_orig_mod") for k in model.state_dict())
 
 
-def test_compile_key_is_not_passed_to_the_model(zoo_root, tmp_path):
-    """`model.compile` is the builder's switch, not a model argument (the U-Net takes none: passing it on
-    would be a TypeError): off leaves the model as built, on compiles it in place."""
-    import inspect
+def _task(overrides, tmp_path):
+    from hydra.utils import instantiate
 
-    from upsample_zoo.train import build_model
+    from upsample_zoo.models.build import build_model
+
+    cfg = compose_cfg(overrides, tmp_path)
+    return instantiate(cfg.task, model=build_model(cfg), _convert_="all")
+
+
+def test_model_compile_is_the_task_setup_switch(zoo_root, tmp_path):
+    """`model.compile` is not a model argument (the U-Net takes none: passing it on would be a TypeError): the
+    builder leaves the model eager, and the task's setup() compiles it in place, on, and only on, true."""
+    import inspect
 
     assert "compile" not in inspect.signature(UNet).parameters
     for flag, compiled in (("false", False), ("true", True)):
-        model = build_model(compose_cfg(["debug=smoke", f"model.compile={flag}", "model.base_channels=4"], tmp_path))
-        assert isinstance(model, UNet) and (model._compiled_call_impl is not None) is compiled, flag
+        task = _task(["debug=smoke", f"model.compile={flag}", "model.base_channels=4"], tmp_path)
+        assert isinstance(task.model, UNet) and task.model._compiled_call_impl is None, flag  # built eager
+        task.setup("fit")
+        assert (task.model._compiled_call_impl is not None) is compiled, flag
 
 
 def test_gan_compile_reaches_generator_and_discriminator(zoo_root, tmp_path):
-    from upsample_zoo.train import build_model
-
-    cfg = compose_cfg(["task=gan", "model.compile=true", "model.ngf=4", "model.ndf=4"], tmp_path)
-    model = build_model(cfg).eval()
+    task = _task(["task=gan", "model.compile=true", "model.ngf=4", "model.ndf=4"], tmp_path)
+    task.setup("fit")
+    model = task.model.eval()
     assert model.generator._compiled_call_impl is not None
     assert model.discriminator._compiled_call_impl is not None
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from upsample_zoo.models.build import build_model
 from upsample_zoo.models.dcgan import DCGAN, Discriminator
-from upsample_zoo.train import build_model
 
 from .helpers.cli import CIFAR_JPEG, compose_cfg, run_cli, run_in_process
 from .helpers.data import extract_subset

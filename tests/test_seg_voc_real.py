@@ -6,8 +6,8 @@ import pytest
 
 from upsample_zoo.data.voc_synthetic import build_voc_synthetic
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.models.build import build_model
 from upsample_zoo.sweep_resume import config_hash
-from upsample_zoo.train import build_model
 from upsample_zoo.upsamplers.base import accepts_guide
 from upsample_zoo.zoo import create_upsampler
 

@@ -65,7 +65,7 @@ def test_a_scale_the_model_cannot_use_is_refused_at_build_time(model):
 
 
 def _built_k_up(overrides: list[str], tmp_path) -> list[int]:
-    from upsample_zoo.train import build_model
+    from upsample_zoo.models.build import build_model
 
     from .helpers.cli import compose_cfg
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from upsample_zoo.train import build_model
+from upsample_zoo.models.build import build_model
 
 from .helpers.cli import SHARED_DATA, compose_cfg, run_cli, run_in_process
 from .helpers.zoo import ZOO

@@ -102,54 +102,6 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
-def build_model(cfg: DictConfig):
-    """The model with its upsampler: ``instantiate(cfg.model, upsampler=instantiate(cfg.upsampler))``,
-    plus the opt-in ``model.compile`` (in place, so tasks still see model.generator etc.)."""
-    from hydra.utils import instantiate
-    from torch import nn
-
-    from upsample_zoo.zoo import upsampler_factory, upsampler_name
-
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if model_cfg.get("encoder") and "UNet" not in str(model_cfg.get("_target_")):
-        raise ConfigError(f"encoder={(_choices().get('encoder'))}: a pretrained encoder is for the U-Net "
-                          "(task=segmentation); the other models have their own")
-    compile_model = bool(model_cfg.pop("compile", False))
-    try:
-        factory = instantiate(cfg.upsampler)
-    except Exception as exc:  # e.g. a _target_ that cannot be imported: one line naming it
-        cause = exc.__cause__ or exc
-        if isinstance(cause, ConfigError):
-            raise cause from exc
-        raise ConfigError(f"upsampler {cfg.upsampler.get('_target_')} cannot be built: "
-                          f"{type(cause).__name__}: {errors.flat(cause)}") from exc
-    target_cls = getattr(factory, "func", None)
-    if isinstance(target_cls, type) and not issubclass(target_cls, nn.Module):
-        raise ConfigError(f"upsampler._target_={cfg.upsampler.get('_target_')} is a {target_cls.__name__}, not an "
-                          "nn.Module: point it at an upsampler class (a zoo name, or mypkg.MyUp)")
-    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale. A stage
-    # that names the main operator builds exactly the main operator, its overridden options included
-    # (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere); any other name, its defaults.
-    stages = model_cfg.pop("stage_upsamplers", None) or {}
-    scale = cfg.upsampler.get("scale", 2)
-    target = str(cfg.upsampler.get("_target_"))
-    main = upsampler_name(_choices().get("upsampler", target), target)  # the name the run gives the main operator
-    stage_factories = {k: factory if str(v) == main else upsampler_factory(str(v), scale=scale)
-                       for k, v in stages.items()}
-    try:
-        model = instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stage_factories} if stages else {}))
-    except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)
-        if isinstance(exc.__cause__, ConfigError):
-            raise exc.__cause__ from exc
-        raise
-    if compile_model:
-        # tasks call the GAN's generator/discriminator directly, never DCGAN.forward: compile those
-        parts = [getattr(model, n) for n in ("generator", "discriminator") if hasattr(model, n)]
-        for m in parts or [model]:
-            m.compile()
-    return model
-
-
 def _upsampler_name(cfg: DictConfig, choices: dict[str, str]) -> str:
     """The run's operator name (configs/train.yaml ``upsampler_name``), also for a config composed without it."""
     try:
@@ -189,6 +141,8 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     (+ ``extra_callbacks``), loggers and trainer."""
     import lightning as L
     from hydra.utils import instantiate
+
+    from upsample_zoo.models.build import build_model
 
     check_budget(cfg.trainer)
     model = build_model(cfg)
@@ -245,6 +199,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], ckpt_path: str | None =
         "protocol": task.protocol() if hasattr(task, "protocol") else {},
         "dataset": dm.describe() if hasattr(dm, "describe") else {},
         "spectrum": task.spectrum() if hasattr(task, "spectrum") else None,
+        "declared": task.declaration.record() if hasattr(task, "declaration") else None,  # tasks/declarations.py
     }
     return {"metrics": metrics, "cost": cost, **extra}
 

@@ -1,9 +1,11 @@
-"""Row 5, checkerboard metric: its cost as a fraction of a segmentation test epoch (measured inside a real
-``trainer.test``), and of the GAN's (composed from measured parts). Target < 1%."""
+"""Row 5, checkerboard metric: its cost as a fraction of each task's test epoch, as the task declares it is
+measured (tasks/declarations.py, ``BenchFacts.checkerboard``): ``test_epoch``, inside a real ``trainer.test``;
+``composed``, from measured parts of a sampled test epoch. Target < 1%."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +26,15 @@ from upsample_zoo.bench.measure import (
     sync,
 )
 from upsample_zoo.bench.settings import Settings
-from upsample_zoo.bench.workloads import Workload, bare_trainer, build_model, quiet_lightning
+from upsample_zoo.bench.workloads import Workload, bare_trainer, quiet_lightning
+from upsample_zoo.tasks.declarations import declared
 
-GAN_HOW = ("composed: checkerboard and sampling measured (best of 2); FID extraction = n_fake / the "
+COMPOSED_HOW = ("composed: checkerboard and sampling measured (best of 2); FID extraction = n_fake / the "
            "project path's img/s from row 4; FID compute() left out, so the fraction is an upper bound")
 
 
 @dataclass
-class SegmentationCost:
+class TestEpochCost:
     images: int
     test_epoch_s: Summary
     checkerboard_s: Summary
@@ -40,7 +43,7 @@ class SegmentationCost:
 
 
 @dataclass
-class GanCost:
+class ComposedCost:
     n_fake: int
     n_real: int
     checkerboard_s: float
@@ -48,17 +51,29 @@ class GanCost:
     fid_extraction_s: float | None
     test_epoch_s: float
     fraction: dict | None
-    how: str = GAN_HOW
+    how: str = COMPOSED_HOW
 
 
-@dataclass
-class Checkerboard:
-    segmentation: SegmentationCost | Failed
-    gan: GanCost | Failed
+Checkerboard = dict  # task -> TestEpochCost | ComposedCost | Failed
 
 
-def timed_segmentation_task(cfg, model: torch.nn.Module, spent: Accumulator):
-    """The configured segmentation task (figures off), as a subclass whose checkerboard work
+def measured(task: str) -> bool:
+    return declared(task).bench.checkerboard is not None
+
+
+def run(task: str, s: Settings, device: torch.device, work: Path, workload: Callable[[str], Workload],
+        fid_img_s: float | None) -> TestEpochCost | ComposedCost:
+    """The task's row, the way it declares: a real test epoch, or one composed of measured parts."""
+    how = declared(task).bench.checkerboard
+    if how == "test_epoch":
+        return run_test_epoch(task, s, device, work)
+    if how == "composed":
+        return run_composed(workload(task), fid_img_s, device)
+    raise ValueError(f"task {task}: unknown checkerboard measurement {how!r} (test_epoch | composed)")
+
+
+def timed_test_task(cfg, model: torch.nn.Module, spent: Accumulator):
+    """The configured task (figures off), as a subclass whose checkerboard work
     (``score_checkerboard``: crop, softmax, spectra; and the score's compute) adds its time to ``spent``."""
     from hydra.utils import instantiate
 
@@ -97,16 +112,19 @@ def _epoch_timer(device: torch.device):
     return EpochTimer()
 
 
-def run_segmentation(s: Settings, device: torch.device, work: Path) -> SegmentationCost:
-    """A real segmentation test epoch (trainer.test on the voc_synthetic val split), with the checkerboard
-    score's own work (crop, softmax, spectra, compute) timed inside it. Figures off: a conservative fraction."""
-    dm, cfg = build_datamodule("segmentation", "synthetic", s, work)
+def run_test_epoch(task_name: str, s: Settings, device: torch.device, work: Path) -> TestEpochCost:
+    """A real test epoch (trainer.test on the task's synthetic data's val split), with the checkerboard score's
+    own work (``score_checkerboard``: crop, softmax, spectra; and compute) timed inside it. Figures off: a
+    conservative fraction."""
+    from upsample_zoo.models.build import build_model
+
+    dm, cfg = build_datamodule(task_name, "synthetic", s, work)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     epochs, cb_times = [], []
     for _ in range(s.cb_repeats + 1):
         spent = Accumulator(device)
-        task = timed_segmentation_task(cfg, model, spent)
+        task = timed_test_task(cfg, model, spent)
         timer = _epoch_timer(device)
         with quiet_lightning():
             bare_trainer(device, work, [timer]).test(task, datamodule=dm, verbose=False)
@@ -114,13 +132,13 @@ def run_segmentation(s: Settings, device: torch.device, work: Path) -> Segmentat
         cb_times.append(spent.seconds)
     epochs, cb_times = epochs[1:], cb_times[1:]  # the first epoch warms up
     frac = ratio_summary(cb_times, epochs)
-    log(f"checkerboard (segmentation): {frac['median'] * 100:.2f}% of the test epoch")
-    return SegmentationCost(images=len(dm.val_set), test_epoch_s=summarize(epochs),
+    log(f"checkerboard ({task_name}): {frac['median'] * 100:.2f}% of the test epoch")
+    return TestEpochCost(images=len(dm.val_set), test_epoch_s=summarize(epochs),
                             checkerboard_s=summarize(cb_times), fraction=frac)
 
 
-def run_gan(w: Workload, fid_img_s: float | None, device: torch.device) -> GanCost:
-    """The GAN test epoch at the config's n_fake/n_real: the checkerboard part is measured; the rest
+def run_composed(w: Workload, fid_img_s: float | None, device: torch.device) -> ComposedCost:
+    """A sampling task's test epoch at the config's n_fake/n_real: the checkerboard part is measured; the rest
     (sampling, FID feature extraction at the project path's measured rate) is composed from measured parts,
     leaving out the FID compute(), so the fraction is an upper bound."""
     from upsample_zoo.conversions import to_uint8
@@ -147,8 +165,8 @@ def run_gan(w: Workload, fid_img_s: float | None, device: torch.device) -> GanCo
     fid_s = n_fake / fid_img_s if fid_img_s else None
     epoch = cb_s + sample_s + (fid_s or 0.0)
     frac = cb_s / epoch if fid_s else None
-    log(f"checkerboard (gan): {percent(frac)} of the test epoch (composed)")
-    return GanCost(n_fake=n_fake, n_real=n_real, checkerboard_s=cb_s, sampling_s=sample_s, fid_extraction_s=fid_s,
+    log(f"checkerboard ({w.task_name}): {percent(frac)} of the test epoch (composed)")
+    return ComposedCost(n_fake=n_fake, n_real=n_real, checkerboard_s=cb_s, sampling_s=sample_s, fid_extraction_s=fid_s,
                    test_epoch_s=epoch, fraction={"median": frac} if frac else None)
 
 
@@ -159,8 +177,7 @@ def _median(v: Summary | float | None) -> float | None:
 def render(cb: Checkerboard) -> list[str]:
     lines = ["## 5. Checkerboard metric: cost as a fraction of the test epoch (target < 1%)\n",
              "| task | checkerboard s | test epoch s | fraction | how |", "|---|---:|---:|---:|---|"]
-    for task in ("segmentation", "gan"):
-        r = getattr(cb, task)
+    for task, r in cb.items():
         if isinstance(r, Failed):
             lines.append(f"| {task} | error: {r.error} | | | |")
             continue

@@ -22,11 +22,12 @@ from upsample_zoo.bench.environment import MatmulPeak, choose_threads, device_in
 from upsample_zoo.bench.measure import Failed, log, to_json, torch_threads
 from upsample_zoo.bench.report import BenchResult, headline, render_markdown
 from upsample_zoo.bench.settings import FULL, QUICK, SECTIONS, TORCH_DEFAULT_THREADS, Settings
-from upsample_zoo.bench.workloads import Workload, build_workload, plain_block
+from upsample_zoo.bench.workloads import Workload, build_workload, plain_block, workload_overrides
 from upsample_zoo.errors import one_line
 from upsample_zoo.metrics.fid_weights import default_cache_dir
+from upsample_zoo.tasks.declarations import DECLARED
 
-TASKS = ("segmentation", "gan")
+TASKS = tuple(DECLARED)  # every task of the package, as each declares itself (tasks/declarations.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +70,8 @@ class Run:
 
     def workload(self, task: str) -> Workload:
         if task not in self.workloads:
-            overrides = self.s.seg_overrides if task == "segmentation" else self.s.gan_overrides
-            self.workloads[task] = build_workload(task, overrides, self.work / f"wl_{task}", self.device)
+            self.workloads[task] = build_workload(task, workload_overrides(task, self.s), self.work / f"wl_{task}",
+                                                  self.device)
         return self.workloads[task]
 
     def overhead(self) -> dict[str, float]:
@@ -116,10 +117,8 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
         res.fid = run.section("fid", lambda: fid_speed.run(s, device, peak, work, default_cache_dir()))
     if "checkerboard" in sections:
         fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid_speed.Fid) else None
-        res.checkerboard = checkerboard.Checkerboard(
-            segmentation=run.section("checkerboard/segmentation",
-                                     lambda: checkerboard.run_segmentation(s, device, work)),
-            gan=run.section("checkerboard/gan", lambda: checkerboard.run_gan(run.workload("gan"), fid_img_s, device)))
+        res.checkerboard = {task: run.section(f"checkerboard/{task}", lambda task=task: checkerboard.run(
+            task, s, device, work, run.workload, fid_img_s)) for task in TASKS if checkerboard.measured(task)}
     if "scaling" in sections:
         res.scaling = run.section("scaling", lambda: scaling.run(s, device, work))
     if "sweep" in sections:

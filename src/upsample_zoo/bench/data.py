@@ -1,5 +1,5 @@
 """Row 3, data pipeline: train-loader throughput at the configured ``num_workers`` ÷ the plain training step's
-consumption (row 2), both tasks, synthetic and image-folder data."""
+consumption (row 2), for every task and each data set it declares (synthetic, image folder)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ from pathlib import Path
 
 from upsample_zoo.bench.measure import Summary, fmt, fmt_spread, log, summarize
 from upsample_zoo.bench.settings import Settings
-from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.bench.workloads import compose_config, workload_overrides
 from upsample_zoo.errors import one_line
-
-DATA_LABELS = {("segmentation", "synthetic"): "voc_synthetic (VOC layout, 160x120 JPEG+PNG)",
-               ("segmentation", "image_folder"): "VOC-layout folder at VOC size (500x375 JPEG+PNG)",
-               ("gan", "synthetic"): "cifar_synthetic (32x32 PNG folder)",
-               ("gan", "image_folder"): "image_folder (32x32 JPEG, class subfolders)"}
+from upsample_zoo.tasks.declarations import DECLARED, BenchData, declared
 
 
 @dataclass
@@ -83,27 +79,25 @@ def write_jpeg_folder(root: Path, n: int, classes: int = 10) -> Path:
     return root
 
 
+def data_set(task: str, kind: str) -> BenchData:
+    return declared(task).bench.data[kind]
+
+
 def data_overrides(task: str, kind: str, s: Settings, work: Path) -> list[str]:
-    """Overrides (on top of the task's workload ones) that pick and size one data set."""
-    if task == "segmentation":
-        if kind == "synthetic":
-            return ["data=voc_synthetic", f"data.root={work / 'voc_synthetic'}", f"data.num_train={s.data_seg_images}",
-                    f"data.num_val={s.cb_val_images}"]
-        return ["data=voc_synthetic", f"data.root={work / 'voc_size'}", f"data.num_train={s.data_vocsize_images}",
-                "data.num_val=2", "data.height=375", "data.width=500"]
-    if kind == "synthetic":
-        return ["data=cifar_synthetic", f"data.root={work / 'cifar_synthetic'}", f"data.num_train={s.data_gan_images}",
-                "data.num_test=64", "data.max_ref_images=64"]
-    return ["data=image_folder", f"data.root={work / 'jpeg_folder'}", "data.max_ref_images=64"]
+    """Overrides (on top of the task's workload ones) that pick and size one data set: the task's declared
+    config for it, in a folder of its own."""
+    d = data_set(task, kind)
+    fill = {"root": work / f"{task}_{kind}", "images": d.images[1 if s.quick else 0], "val_images": s.cb_val_images}
+    return [o.format(**fill) for o in d.overrides]
 
 
 def build_datamodule(task: str, kind: str, s: Settings, work: Path):
     from hydra.utils import instantiate
 
-    if task == "gan" and kind == "image_folder":
-        write_jpeg_folder(work / "jpeg_folder", s.data_gan_images)
-    overrides = s.seg_overrides if task == "segmentation" else s.gan_overrides
-    cfg = compose_config([f"task={task}", *overrides, *data_overrides(task, kind, s, work)], work)
+    d = data_set(task, kind)
+    if d.writes_jpeg_folder:
+        write_jpeg_folder(work / f"{task}_{kind}", d.images[1 if s.quick else 0])
+    cfg = compose_config([f"task={task}", *workload_overrides(task, s), *data_overrides(task, kind, s, work)], work)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
@@ -116,20 +110,20 @@ def measure_one(task: str, kind: str, s: Settings, work: Path, need: float | Non
         warnings.simplefilter("ignore")
         rate = loader_throughput(dm.train_dataloader(), s.loader_epochs)
     ratio = rate["steady_img_s"]["median"] / need if need else None
-    return LoaderRow(data=DATA_LABELS[(task, kind)], num_workers=int(cfg.data.num_workers),
+    return LoaderRow(data=data_set(task, kind).label, num_workers=int(cfg.data.num_workers),
                      batch_size=int(cfg.data.batch_size), **rate, train_img_s=need, ratio=ratio)
 
 
 def run(s: Settings, work: Path, consumption: dict[str, float]) -> Data:
     rows: dict[str, LoaderRow | LoaderFailed] = {}
-    for task in ("segmentation", "gan"):
-        for kind in ("synthetic", "image_folder"):
+    for task, decl in DECLARED.items():
+        for kind in decl.bench.data:
             key = f"{task}/{kind}"
             try:
                 row = rows[key] = measure_one(task, kind, s, work, consumption.get(task))
                 log(f"data {key}: loader {row.steady_img_s['median']:.0f} img/s, ratio {fmt(row.ratio)}")
             except Exception as e:  # noqa: BLE001
-                rows[key] = LoaderFailed(data=DATA_LABELS[(task, kind)], error=one_line(e))
+                rows[key] = LoaderFailed(data=data_set(task, kind).label, error=one_line(e))
                 traceback.print_exc()
     return Data(rows=rows)
 

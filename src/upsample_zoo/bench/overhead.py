@@ -23,11 +23,12 @@ from upsample_zoo.bench.measure import (
 )
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import Workload, build_workload, interleaved_fit, plain_block
+from upsample_zoo.tasks.declarations import declared
 
-TINY_WORKLOADS = {  # the same tasks with next to no compute: what remains per step is the framework's own work
-    "segmentation": ("model.base_channels=2", "model.depth=2", "data.crop_size=16", "data.batch_size=2"),
-    "gan": ("model.ngf=2", "model.ndf=2", "model.z_dim=8", "data.batch_size=2"),
-}
+
+def tiny_overrides(task: str) -> tuple[str, ...]:
+    """The task with next to no compute (its declared overrides): what remains per step is the framework's."""
+    return declared(task).bench.tiny_overrides
 
 
 @dataclass
@@ -66,7 +67,7 @@ def framework_overhead(task: str, s: Settings, device: torch.device, root: Path)
     """Lightning's own cost per training step (hooks, closures, optimizer wrappers, self.log, the loop), in CPU
     time of the main thread: the same interleaved pairs on a near-zero-compute copy of the task, where all
     work runs on the main thread (one torch thread), so it counts work done whoever else holds the CPU."""
-    w = build_workload(task, TINY_WORKLOADS[task], root / f"tiny_{task}", device)
+    w = build_workload(task, tiny_overrides(task), root / f"tiny_{task}", device)
     with torch_threads(1):  # every op on the main thread (its CPU clock sees all the work), no barrier waits
         p, lt = interleaved_fit(w, s.overhead_tiny_steps, device, root)
     diffs = [b.thread - a.thread for a, b in zip(p, lt)]
@@ -109,7 +110,8 @@ def run(w: Workload, s: Settings, device: torch.device, root: Path) -> Overhead:
                    torch_threads=torch.get_num_threads(), plain_step_s=summarize([c.wall for c in plain]),
                    lightning_step_s=summarize([c.wall for c in light]),
                    ratio=ratio_summary([c.wall for c in plain], [c.wall for c in light]))
-    if device.type == "cpu" and s.threads_blocks and w.task_name in s.threads_tasks and TORCH_DEFAULT_THREADS > 1:
+    compare_threads = not s.quick or declared(w.task_name).bench.quick_threads
+    if device.type == "cpu" and s.threads_blocks and compare_threads and TORCH_DEFAULT_THREADS > 1:
         out.threads = threads_row(w, s, device)
     out.framework = framework_overhead(w.task_name, s, device, root)
     overhead = max(0.0, out.framework.overhead_cpu_s["median"])

@@ -10,6 +10,7 @@ from upsample_zoo.bench import checkerboard, data, fid_speed, overhead, scaling,
 from upsample_zoo.bench.environment import MatmulPeak
 from upsample_zoo.bench.measure import Failed, fmt, fmt_spread, optional
 from upsample_zoo.bench.settings import Settings
+from upsample_zoo.tasks.declarations import DECLARED
 
 
 @dataclass(kw_only=True)
@@ -49,10 +50,8 @@ def _round(v: float | None) -> float | None:
 def _overhead_figures(ov: dict[str, overhead.Overhead | Failed]) -> dict[str, Any]:
     ok = {t: r for t, r in ov.items() if isinstance(r, overhead.Overhead)}
     return {
-        "overhead_segmentation": _round(_median(ok["segmentation"].ratio) if "segmentation" in ok else None),
-        "overhead_gan": _round(_median(ok["gan"].ratio) if "gan" in ok else None),
-        "overhead_segmentation_implied": _round(ok["segmentation"].ratio_implied if "segmentation" in ok else None),
-        "overhead_gan_implied": _round(ok["gan"].ratio_implied if "gan" in ok else None),
+        **{f"overhead_{t}": _round(_median(ok[t].ratio) if t in ok else None) for t in DECLARED},
+        **{f"overhead_{t}_implied": _round(ok[t].ratio_implied if t in ok else None) for t in DECLARED},
         "framework_ms_per_step": {t: _round(ok[t].overhead_ms_per_step if t in ok else None) for t in ov},
     }
 
@@ -71,9 +70,7 @@ def headline(res: BenchResult) -> dict[str, Any]:
     f = res.fid if isinstance(res.fid, fid_speed.Fid) else None
     rows = res.data.rows.values() if isinstance(res.data, data.Data) else ()
     data_ratios = [r.ratio for r in rows if isinstance(r, data.LoaderRow) and r.ratio]
-    cb = res.checkerboard
-    seg_cb = cb.segmentation if cb and isinstance(cb.segmentation, checkerboard.SegmentationCost) else None
-    gan_cb = cb.gan if cb and isinstance(cb.gan, checkerboard.GanCost) else None
+    cb = {t: r for t, r in (res.checkerboard or {}).items() if not isinstance(r, Failed)}
     sc = res.scaling if isinstance(res.scaling, scaling.Scaling) else None
     return {
         **_overhead_figures(res.overhead or {}),
@@ -82,8 +79,7 @@ def headline(res: BenchResult) -> dict[str, Any]:
         "fid_features_max_abs_diff": f.features_max_abs_diff if f else None,
         "inception_peak_ratio": _round(f.inception_peak_ratio if f else None),
         "data_ratio_min": _round(min(data_ratios)) if data_ratios else None,
-        "checkerboard_fraction_segmentation": _round(_median(seg_cb.fraction) if seg_cb else None),
-        "checkerboard_fraction_gan": _round(_median(gan_cb.fraction) if gan_cb else None),
+        **{f"checkerboard_fraction_{t}": _round(_median(cb[t].fraction) if t in cb else None) for t in DECLARED},
         "scaling_exponent_images": _round(sc.exponent_images if sc else None),
         "scaling_exponent_side": _round(sc.exponent_side if sc else None),
         "sweep_speedup": _round(_median(res.sweep.speedup) if isinstance(res.sweep, sweep.Sweep) else None),

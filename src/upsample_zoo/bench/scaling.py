@@ -22,7 +22,8 @@ from upsample_zoo.bench.measure import (
     time_calls,
 )
 from upsample_zoo.bench.settings import Settings
-from upsample_zoo.bench.workloads import build_model, compose_config
+from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.models.build import build_model
 
 
 @dataclass

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import torch
 
+from upsample_zoo.tasks.declarations import DECLARED
 from upsample_zoo.zoo import config_dir
 
 CONFIG_DIR = config_dir()
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before --threads changes it
 SECTIONS = ("upsamplers", "overhead", "data", "fid", "checkerboard", "scaling", "sweep")
-HEADLINE_KEYS = ("overhead_segmentation", "overhead_gan", "fid_speedup", "fid_cache_ratio", "matmul_peak_gflops")
+HEADLINE_KEYS = (*(f"overhead_{t}" for t in DECLARED), "fid_speedup", "fid_cache_ratio", "matmul_peak_gflops")
 SWEEP_UPSAMPLERS = ("nearest", "bilinear", "tconv", "pixel_shuffle")
 
 
@@ -28,16 +29,11 @@ class Settings:
     # config's batch unless set here
     unet_overrides: tuple[str, ...] = ("experiment=seg_voc_cpu",)
     unet_batch: int | None = None
-    seg_overrides: tuple[str, ...] = ()      # the segmentation workload: the config defaults in full mode
-    gan_overrides: tuple[str, ...] = ()
+    quick: bool = False              # each task's workload with its declared quick overrides (BenchFacts)
     overhead_steps: int = 12         # (Lightning, plain) step pairs per fit, after one warm-up pair
     overhead_fits: int = 2
-    threads_tasks: tuple[str, ...] = ("segmentation", "gan")
     threads_blocks: int = 2          # interleaved blocks of 1 plain step at torch's default threads vs 1 thread
     overhead_tiny_steps: int = 30    # pairs for the framework's own per-step cost
-    data_seg_images: int = 400
-    data_vocsize_images: int = 48
-    data_gan_images: int = 2048
     loader_epochs: int = 3
     fid_batch: int = 32
     fid_rounds: int = 3
@@ -65,10 +61,9 @@ class Settings:
 
 FULL = Settings(mode="full")
 QUICK = Settings(
-    mode="quick", repeats=3, matmul_n=1024, up_batch=4, unet_batch=2,
-    seg_overrides=("data.batch_size=2",), gan_overrides=(),
-    overhead_steps=16, overhead_fits=1, threads_tasks=("gan",), threads_blocks=2,
-    data_seg_images=32, data_vocsize_images=12, data_gan_images=256, loader_epochs=2,
+    mode="quick", quick=True, repeats=3, matmul_n=1024, up_batch=4, unet_batch=2,
+    overhead_steps=16, overhead_fits=1, threads_blocks=2,
+    loader_epochs=2,
     fid_batch=8, fid_rounds=3, fid_ideas=(), fid_ideas_batch=8, fid_cache_n=8,
     cb_val_images=8, cb_repeats=1,
     scale_batch=2, scale_images=(2, 4, 8), scale_side_fixed=64, scale_sides=(48, 96, 192), scale_images_fixed=2,

@@ -139,7 +139,8 @@ def measure_one(cfg, s: Settings, shape: StageShape, g: torch.Generator, device:
 def unet_stage_shapes(s: Settings, work: Path) -> list[StageShape]:
     """The decoder steps of the configured U-Net (``s.unet_overrides``), lowest resolution first, read off the
     model itself: its upsamplers' channels, and their input sides at the config's crop (a forward with hooks)."""
-    from upsample_zoo.bench.workloads import build_model, compose_config
+    from upsample_zoo.bench.workloads import compose_config
+    from upsample_zoo.models.build import build_model
 
     cfg = compose_config([*s.unet_overrides, "upsampler=bilinear"], work)
     model = build_model(cfg).eval()

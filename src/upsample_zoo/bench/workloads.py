@@ -1,6 +1,7 @@
 """The training workloads the rows run: the real configs composed as ``train.py`` would, the model and its
-LightningModule, batches held in memory, the same step as a plain PyTorch loop (calling the task's own loss
-methods), a Trainer with everything but training switched off, and interleaved (Lightning, plain) pairs."""
+LightningModule (built as ``train.py`` builds them), batches held in memory, the same step as a plain PyTorch
+loop (the task's own ``plain_step``), a Trainer with everything but training switched off, and interleaved
+(Lightning, plain) pairs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import torch
 
 from upsample_zoo.bench.measure import Clock, Stopwatch, sync
 from upsample_zoo.bench.settings import CONFIG_DIR
-from upsample_zoo.constants import VOID
 
 
 def compose_config(overrides: Sequence[str], root: Path):
@@ -33,43 +33,6 @@ def compose_config(overrides: Sequence[str], root: Path):
     return cfg
 
 
-def build_model(cfg) -> torch.nn.Module:
-    """The model with its upsampler, as upsample_zoo.train.build makes it (eager: ``model.compile`` ignored)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("compile", None)
-    return instantiate(model_cfg, upsampler=instantiate(cfg.upsampler))
-
-
-def plain_step(task_name: str, task) -> Callable[[Any], None]:
-    """One training step of ``task`` as a plain PyTorch loop: the task's own loss methods (so every loss term,
-    the GAN's spectral regulariser included, is the Lightning step's), with optimizers of its own."""
-    if task_name == "segmentation":
-        opt = task.optimizer_factory(params=task.parameters())
-
-        def step(batch) -> None:
-            opt.zero_grad(set_to_none=True)
-            task.loss(batch).backward()
-            opt.step()
-        return step
-
-    opt_g, opt_d = task.configure_optimizers()
-
-    def gan_step(real) -> None:  # the order of GANTask.training_step: D on detached fakes, then G
-        fake = task.fake_batch(real.shape[0], real.device)
-        loss_d, _, _ = task.discriminator_loss(real, fake)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = task.generator_loss(real, fake)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-    return gan_step
-
-
 @dataclass
 class Workload:
     """One task's training workload: the real model and LightningModule, batches held in memory, and the
@@ -84,38 +47,36 @@ class Workload:
     describe: str
 
     def make_plain_step(self) -> Callable[[Any], None]:
-        """A fresh plain step (new optimizers, as a new fit would have)."""
-        return plain_step(self.task_name, self.task)
+        """A fresh plain step (new optimizers, as a new fit would have): the task's own (ZooTask.plain_step)."""
+        return self.task.plain_step()
 
 
-def _batches(task_name: str, cfg, n: int, device: torch.device) -> tuple[list, str]:
-    """n seeded in-memory batches for the task's model, and a one-line description of the workload."""
-    bs, g = int(cfg.data.batch_size), torch.Generator().manual_seed(0)
-    up = cfg.upsampler._target_.rsplit(".", 1)[-1]
-    if task_name == "segmentation":
-        side, classes = int(cfg.data.crop_size), int(cfg.data.num_classes)
-        batches = []
-        for _ in range(n):
-            y = torch.randint(0, classes, (bs, side, side), generator=g)
-            y[:, :, :2] = VOID
-            batches.append((torch.randn(bs, 3, side, side, generator=g).to(device), y.to(device)))
-        return batches, (f"U-Net base {cfg.model.base_channels}, depth {cfg.model.depth}, upsampler {up}, "
-                         f"batch {bs}x3x{side}x{side}")
-    size = int(cfg.data.image_size)
-    batches = [(torch.rand(bs, 3, size, size, generator=g) * 2 - 1).to(device) for _ in range(n)]
-    return batches, f"DCGAN ngf {cfg.model.ngf}, ndf {cfg.model.ndf}, upsampler {up}, batch {bs}x3x{size}x{size}"
+def workload_overrides(task_name: str, s) -> tuple[str, ...]:
+    """The task's workload in this bench mode: the config defaults, or its declared quick overrides."""
+    from upsample_zoo.tasks.declarations import declared
+
+    return declared(task_name).bench.quick_overrides if s.quick else ()
 
 
 def build_workload(task_name: str, overrides: Sequence[str], root: Path, device: torch.device,
                    n_batches: int = 4) -> Workload:
+    """The task's real model and LightningModule from the composed configs, and ``n_batches`` seeded batches
+    shaped by the task itself (``ZooTask.synthetic_batches``)."""
     from hydra.utils import instantiate
+
+    from upsample_zoo.models.build import build_model
 
     cfg = compose_config([f"task={task_name}", *overrides], root)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     task = instantiate(cfg.task, model=model, _convert_="all")
-    batches, describe = _batches(task_name, cfg, n_batches, device)
-    return Workload(task_name, cfg, model, task, batches, int(cfg.data.batch_size), describe)
+    kind = type(task)
+    batches = [_to(b, device) for b in kind.synthetic_batches(cfg, n_batches, torch.Generator().manual_seed(0))]
+    return Workload(task_name, cfg, model, task, batches, int(cfg.data.batch_size), kind.describe_workload(cfg))
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    return tuple(t.to(device) for t in batch) if isinstance(batch, (tuple, list)) else batch.to(device)
 
 
 class InMemory:

@@ -9,7 +9,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from upsample_zoo.metrics.directions import direction
 from upsample_zoo.report.comparison import Comparison, Section, label
 from upsample_zoo.report.runs import zoo_names, zoo_order
 from upsample_zoo.report.stats import finite, finite_or_nan
@@ -85,8 +84,8 @@ def bar_chart(cmp: Comparison, section: Section) -> str | None:
             vals = g.values(m)
             ax.scatter([i] * len(vals), vals, color="0.1", s=10, zorder=3)
         ax.set_xticks(list(xs), [g.upsampler for g in groups], rotation=40, ha="right", fontsize=8)
-        arrow = ARROWS.get(direction(m) or "", "")
-        ax.set_title(label(m) + arrow, fontsize=9)
+        arrow = ARROWS.get(section.direction(m) or "", "")
+        ax.set_title(section.label(m) + arrow, fontsize=9)
         ax.axhline(0, color="0.6", lw=0.6)
         ax.grid(axis="y", alpha=0.3)
         _clip_axis(ax, m, [v for g in groups for v in g.values(m)])
@@ -121,8 +120,8 @@ def cost_scatter(cmp: Comparison, section: Section) -> str | None:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label(c))
-        arrow = ARROWS.get(direction(quality) or "", "")
-        ax.set_ylabel(label(quality) + arrow)
+        arrow = ARROWS.get(section.direction(quality) or "", "")
+        ax.set_ylabel(section.label(quality) + arrow)
         ax.grid(alpha=0.3)
         _clip_axis(ax, quality, [v for g in groups for v in g.values(quality)])
     fig.suptitle(f"{section.title}: quality vs cost (mean, 95% CI)", fontsize=9)

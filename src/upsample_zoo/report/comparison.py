@@ -14,16 +14,12 @@ from typing import Any
 from upsample_zoo.metrics.directions import direction
 from upsample_zoo.report.runs import Run, latest_per_seed, zoo_order
 from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, holm, p_floor, paired_test
-from upsample_zoo.tasks.declarations import declared
+from upsample_zoo.tasks.declarations import DECLARED, TaskDeclaration, declared
 
 COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params_total", "params (total)"),
                 ("cost/train_img_per_s", "train img/s"), ("cost/wall_s", "wall s")]
-LABELS = {"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/fid": "FID", "test/kid": "KID ×10³",
-          "test/checkerboard_db": "checkerboard dB", "test/checkerboard_db_vs_ref": "checkerboard dB − real",
-          "test/boundary_iou": "boundary IoU", "test/grid_error_contrast": "grid error contrast",
-          "test/spectral_fd_shape": "spectral FD shape (blur)", "test/spectral_fd_artifact": "spectral FD artifact",
-          "test/spectral_fd": "spectral FD (one number, older runs)", "test/precision": "precision",
-          "test/recall": "recall", "test/density": "density", "test/coverage": "coverage", **dict(COST_COLUMNS)}
+LABELS = {**{m: lab for t in DECLARED.values() for m, lab in t.labels.items()}, **dict(COST_COLUMNS)}
+ARROWS = {"max": " ↑", "min": " ↓"}
 
 
 def label(metric: str) -> str:
@@ -32,7 +28,7 @@ def label(metric: str) -> str:
 
 def label_dir(metric: str) -> str:
     """The label with its better direction: 'mIoU ↑', 'FID ↓'."""
-    return label(metric) + {"max": " ↑", "min": " ↓"}.get(direction(metric) or "", "")
+    return label(metric) + ARROWS.get(direction(metric) or "", "")
 
 
 @dataclass
@@ -79,6 +75,18 @@ class Section:
     groups: list[Group]
     metrics: list[str]
     headline: list[str]
+    declaration: TaskDeclaration | None = None  # what the runs (or this package) declare of the task
+
+    def label(self, metric: str) -> str:
+        own = self.declaration.labels.get(metric) if self.declaration else None
+        return own or label(metric)
+
+    def direction(self, metric: str) -> str | None:
+        return (self.declaration.direction(metric) if self.declaration else None) or direction(metric)
+
+    def label_dir(self, metric: str) -> str:
+        """The label with its better direction: 'mIoU ↑', 'FID ↓'."""
+        return self.label(metric) + ARROWS.get(self.direction(metric) or "", "")
 
     @property
     def title(self) -> str:
@@ -104,7 +112,7 @@ class Section:
     def _reference(self) -> dict[str, dict[str, float]]:
         ok = [r for g in self.groups for r in g.ok_runs]
         out = {}
-        for m, ref in declared(self.task).references.items():
+        for m, ref in (self.declaration or declared(self.task)).references.items():
             if m in self.headline and ref is not None:
                 d = describe(finite(r.metrics.get(ref) for r in ok))
                 if d["n"]:
@@ -155,8 +163,7 @@ def decimals_for(x: float) -> int:
     return int(min(4, max(0, 3 - math.floor(math.log10(abs(x))))))
 
 
-def _metric_order(metrics: Iterable[str], task: str) -> list[str]:
-    head = list(declared(task).headline)
+def _metric_order(metrics: Iterable[str], head: Sequence[str]) -> list[str]:
 
     def key(m: str) -> tuple:
         cost = m.startswith("cost/")
@@ -171,7 +178,7 @@ def _stats_row(section: Section, g: Group, metric: str, base: Group | None, base
     nan = float("nan")
     row: dict[str, Any] = {
         "task": section.task, "data": section.data, "variant": section.variant, "upsampler": g.upsampler,
-        "metric": metric, "direction": direction(metric) or "", "n_ok": d["n"], "n_failed": g.n_failed,
+        "metric": metric, "direction": section.direction(metric) or "", "n_ok": d["n"], "n_failed": g.n_failed,
         "n_runs": len(g.runs) + len(g.superseded), "n_superseded": len(g.superseded), "mean": d["mean"],
         "std": d["std"], "ci95_low": d["ci_low"], "ci95_high": d["ci_high"],
         "seeds": " ".join(str(s) for s in sorted({r.seed for r in g.ok_runs if r.seed is not None})),
@@ -217,11 +224,14 @@ def summarize(runs: list[Run], baseline: str | None = "bilinear", alpha: float =
     rows: list[dict[str, Any]] = []
     for (task, data, variant), ups in sorted(by_key.items()):
         groups = [Group(task, data, variant, u, *latest_per_seed(ups[u])) for u in sorted(ups, key=zoo_order)]
-        metrics = _metric_order({m for g in groups for r in g.ok_runs for m in r.metrics}, task)
-        headline = [m for m in declared(task).headline if m in metrics]
-        if not headline:  # an unknown task: its test metrics (at most 4)
+        # the newest run's declaration (results.json ``declared``), else this package's for older runs
+        newest = max((r for g in groups for r in g.runs), key=lambda r: r.mtime_ns)
+        decl = declared(task, newest.declared)
+        metrics = _metric_order({m for g in groups for r in g.ok_runs for m in r.metrics}, decl.headline)
+        headline = [m for m in decl.headline if m in metrics]
+        if not headline:  # a task that declares nothing: its test metrics (at most 4)
             headline = [m for m in metrics if m.startswith("test/") and m.count("/") == 1][:4]
-        section = Section(task, data, variant, groups, metrics, headline)
+        section = Section(task, data, variant, groups, metrics, headline, decl)
         sections.append(section)
         base = section.group(baseline) if baseline else None
         mine = [_stats_row(section, g, m, base, baseline) for g in groups for m in metrics or [""]]

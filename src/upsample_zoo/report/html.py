@@ -36,7 +36,6 @@ from upsample_zoo.report.tables import (
     summary_table,
     superseded_lines,
 )
-from upsample_zoo.tasks.declarations import declared
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_EMBED_BYTES = 8 * 2**20
@@ -134,7 +133,7 @@ def _section_view(cmp: Comparison, s: Section) -> dict[str, Any]:
     charts = [(bar_chart(cmp, s), "bar chart"), (cost_scatter(cmp, s), "quality vs cost"),
               (spectrum_plot(s), "azimuthal spectra")]
     view["charts"] = [(u, alt) for u, alt in charts if u]
-    view["no_spectra"] = declared(s.task).records_spectra and charts[2][0] is None
+    view["no_spectra"] = bool(s.declaration and s.declaration.records_spectra) and charts[2][0] is None
     old = [r for g in s.groups for r, _ in g.superseded]
     runs = [r for g in s.groups for r in g.runs] + old
     view.update(figures=_figures(s), failures=failures_table(s), protocols=_protocols(s), datasets=_datasets(s),

@@ -51,6 +51,7 @@ class Run:
     dataset: Any = None
     overrides: list[str] = field(default_factory=list)
     spectrum: dict[str, Any] | None = None
+    declared: dict[str, Any] | None = None  # the task's declaration as the run recorded it (tasks/declarations.py)
     variant: str = ""
     mtime_ns: int = 0  # of results.json: the newest ok run of a seed supersedes the others
 
@@ -112,6 +113,7 @@ def _run_from_results(path: Path, res: dict[str, Any]) -> Run:
         dataset=res.get("dataset"),
         overrides=_overrides(run_dir),
         spectrum=spectrum,
+        declared=res.get("declared") if isinstance(res.get("declared"), dict) else None,
     )
 
 

@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from upsample_zoo.metrics.directions import direction
-from upsample_zoo.report.comparison import Comparison, Group, Section, decimals_for, label, label_dir
+from upsample_zoo.report.comparison import Comparison, Group, Section, decimals_for, label
 from upsample_zoo.report.stats import ALPHA, POWER, detectable_d_z, p_floor, pairs_needed
 
 REFERENCE_NAME = "real (reference)"
@@ -118,7 +117,7 @@ def fmt_diff(row: dict[str, Any] | None, alpha: float = ALPHA) -> str:
 # ---- the tables
 
 def summary_header(section: Section) -> list[str]:
-    return ["upsampler", "n ok", "n failed", *[label_dir(m) for m in section.headline],
+    return ["upsampler", "n ok", "n failed", *[section.label_dir(m) for m in section.headline],
             *[label(key) for key in section.cost_keys]]
 
 
@@ -161,7 +160,7 @@ def summary_table(cmp: Comparison, s: Section) -> Table:
 
 def ci_table(cmp: Comparison, s: Section) -> Table:
     base = s.group(cmp.baseline) if cmp.baseline else None
-    table = Table(["upsampler", *[label(m) for m in s.headline]])
+    table = Table(["upsampler", *[s.label(m) for m in s.headline]])
     for g in s.groups:
         rows = [cmp.row(s, g.upsampler, m) for m in s.headline]
         table.rows.append(Row([Cell(g.upsampler), *[Cell(fmt_ci(r), r["ci95_low"] if r else None) for r in rows]],
@@ -169,25 +168,26 @@ def ci_table(cmp: Comparison, s: Section) -> Table:
     return table
 
 
-def _diff_cell(cmp: Comparison, row: dict[str, Any] | None, metric: str) -> Cell:
+def _diff_cell(cmp: Comparison, row: dict[str, Any] | None, direction: str | None) -> Cell:
     """A paired difference; significant cells are "better" or "worse" by the metric's direction."""
     cls = ""
     if row is not None and row["significant"] == "yes":
-        better = {"max": row["diff_mean"] > 0, "min": row["diff_mean"] < 0}.get(direction(metric))
+        better = {"max": row["diff_mean"] > 0, "min": row["diff_mean"] < 0}.get(direction or "")
         cls = "sig" if better is None else ("sig better" if better else "sig worse")
     return Cell(fmt_diff(row, cmp.alpha), row["diff_mean"] if row else None, cls)
 
 
 def paired_table(cmp: Comparison, s: Section) -> Table:
     base = s.group(cmp.baseline)
-    table = Table(["upsampler", "pairs", *[f"Δ {label_dir(m)}" for m in s.headline]])
+    table = Table(["upsampler", "pairs", *[f"Δ {s.label_dir(m)}" for m in s.headline]])
     for g in s.groups:
         if g is base:
             continue
         first = cmp.row(s, g.upsampler, s.headline[0])
         n_pairs = (first["n_pairs"] or 0) if first else 0
         cells = [Cell(g.upsampler), Cell(str(n_pairs), n_pairs)]
-        table.rows.append(Row(cells + [_diff_cell(cmp, cmp.row(s, g.upsampler, m), m) for m in s.headline]))
+        diffs = [_diff_cell(cmp, cmp.row(s, g.upsampler, m), s.direction(m)) for m in s.headline]
+        table.rows.append(Row(cells + diffs))
     return table
 
 
@@ -223,7 +223,7 @@ def per_run_se_tables(cmp: Comparison, s: Section) -> list[tuple[str, Table]]:
                 ok = v is not None and se is not None and math.isfinite(v) and math.isfinite(se)
                 cells.append(Cell(f"{fmt(v, d)} ± {fmt(se, d)}" if ok else "–", v if ok else None))
             table.rows.append(Row([Cell(g.upsampler), *cells]))
-        out.append((label(m), table))
+        out.append((s.label(m), table))
     return out
 
 

@@ -2,6 +2,6 @@
 
 from upsample_zoo.faces import lazy_faces
 
-_FACES = {"SegmentationTask": "segmentation", "GANTask": "gan"}
+_FACES = {"SegmentationTask": "segmentation", "GANTask": "gan", "ZooTask": "base", "TaskDeclaration": "declarations"}
 __all__ = sorted(_FACES)
 __getattr__ = lazy_faces(__name__, _FACES)

@@ -4,12 +4,10 @@ fixed-z sample grids, FID and the checkerboard score at test time."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,19 +20,16 @@ from upsample_zoo.metrics.fid import captured_features
 from upsample_zoo.metrics.fid_weights import default_cache_dir
 from upsample_zoo.metrics.kid import feature_metrics, gathered
 from upsample_zoo.models.dcgan import DCGAN, SAMPLE_BN_MODES, precise_bn  # noqa: F401 (precise_bn: tests)
+from upsample_zoo.tasks.base import ZooTask
+from upsample_zoo.tasks.declarations import GAN
+from upsample_zoo.tasks.gan_sampling import GeneratorSampling, rank_share
 
 log = logging.getLogger(__name__)
 
 
-def rank_share(x: torch.Tensor) -> torch.Tensor:
-    """Under DDP every rank draws the same seeded sample set; each scores only its share (rank::world_size), so
-    the metric states summed over ranks count every sample exactly once. Without DDP: all of x."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return x[torch.distributed.get_rank()::torch.distributed.get_world_size()]
-    return x
+class GANTask(GeneratorSampling, ZooTask):
+    declaration = GAN
 
-
-class GANTask(L.LightningModule):
     def __init__(
         self,
         model: DCGAN,
@@ -54,8 +49,9 @@ class GANTask(L.LightningModule):
         sample_bn: str = "precise",
         sample_bn_batches: int = 20,
         sample_bn_batch_size: int = 128,
+        compile: bool = False,  # noqa: A002 - model.compile: torch.compile in setup() (tasks/base.py)
     ) -> None:
-        super().__init__()
+        super().__init__(compile=compile)
         if sample_bn not in SAMPLE_BN_MODES:
             raise ConfigError(f"task.sample_bn={sample_bn!r} is not one of {', '.join(SAMPLE_BN_MODES)}")
         if int(sample_bn_batches) <= 0 or int(sample_bn_batch_size) <= 1:
@@ -81,6 +77,9 @@ class GANTask(L.LightningModule):
     @property
     def discriminator(self) -> torch.nn.Module:
         return self.model.discriminator
+
+    def compiled_modules(self) -> list[torch.nn.Module]:
+        return [self.generator, self.discriminator]  # the steps call these, never DCGAN.forward
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -146,40 +145,30 @@ class GANTask(L.LightningModule):
         return (torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
                 torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas))
 
-    # -- sampling --------------------------------------------------------------------------------
-    @contextmanager
-    def sampling(self) -> Iterator[None]:
-        """The generator as the ``task.sample_bn`` protocol samples it. Afterwards its previous mode and its BN
-        buffers are back, so evaluation never changes training. Nested uses share the outer one (one BN
-        re-estimation for several sample sets)."""
-        if self._sampling:
-            yield
-            return
-        g, mode = self.generator, self.hparams.sample_bn
-        was_training = g.training
-        saved = {k: v.clone() for k, v in g.state_dict().items() if "running_" in k or "num_batches" in k}
-        self._sampling = True
-        try:
-            if mode == "precise":
-                precise_bn(g, self.model.z_dim, self.hparams.sample_bn_batches, self.hparams.sample_bn_batch_size,
-                           seed=self.hparams.sample_seed - 1, device=self.device)
-            g.train(mode == "train")
-            yield
-        finally:
-            self._sampling = False
-            g.load_state_dict(saved, strict=False)
-            g.train(was_training)
+    def plain_step(self) -> Callable[[Any], None]:
+        """training_step's order as a plain loop: D on detached fakes, then G, each with its own Adam."""
+        opt_g, opt_d = self.configure_optimizers()
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
-        """n images in [-1, 1] from a seeded z, drawn under the ``task.sample_bn`` protocol, on the CPU."""
-        gen = torch.Generator().manual_seed(seed)
-        out = []
-        with self.sampling():
-            for i in range(0, n, batch_size):
-                z = torch.randn(min(batch_size, n - i), self.model.z_dim, generator=gen).to(self.device)
-                out.append(self.generator(z).float().cpu())
-        return torch.cat(out) if out else torch.empty(0, 3, 32, 32)
+        def step(real: torch.Tensor) -> None:
+            fake = self.fake_batch(real.shape[0], real.device)
+            for opt, loss in ((opt_d, lambda: self.discriminator_loss(real, fake)[0]),
+                              (opt_g, lambda: self.generator_loss(real, fake))):
+                opt.zero_grad(set_to_none=True)
+                loss().backward()
+                opt.step()
+        return step
+
+    @classmethod
+    def synthetic_batches(cls, cfg, n: int, generator: torch.Generator) -> list:
+        """Images in [-1, 1] at the configured size and batch."""
+        bs, size = int(cfg.data.batch_size), int(cfg.data.image_size)
+        return [torch.rand(bs, 3, size, size, generator=generator) * 2 - 1 for _ in range(n)]
+
+    @classmethod
+    def describe_workload(cls, cfg) -> str:
+        up, size = cfg.upsampler._target_.rsplit(".", 1)[-1], cfg.data.image_size
+        return (f"DCGAN ngf {cfg.model.ngf}, ndf {cfg.model.ndf}, upsampler {up}, "
+                f"batch {cfg.data.batch_size}x3x{size}x{size}")
 
     # -- evaluation ------------------------------------------------------------------------------
     def _datamodule(self):
@@ -341,18 +330,6 @@ class GANTask(L.LightningModule):
         self.log("test/fid_real_floor", frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma))
         self._log_feature_metrics(torch.from_numpy(stats.features), ref.features, "_real_floor")
         self._log_spectral_fd(real, "_real_floor")
-
-    def sampling_protocol(self) -> str:
-        h = self.hparams
-        return {
-            "precise": f"seeded z, generator in eval mode; BatchNorm running statistics re-estimated first over "
-                       f"{h.sample_bn_batches} x {h.sample_bn_batch_size} fresh z (momentum=None, precise BN), "
-                       "training-time statistics restored afterwards (task.sample_bn=precise)",
-            "train": "seeded z in batches of 256, generator in train mode: BatchNorm uses each batch's own "
-                     "statistics (task.sample_bn=train)",
-            "running": "seeded z, generator in eval mode with the training-time BatchNorm running statistics "
-                       "(momentum 0.1; task.sample_bn=running)",
-        }[h.sample_bn]
 
     def spectrum(self) -> dict | None:
         """The azimuthal spectra of the test samples and the real reference, for the comparison report."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,9 +16,13 @@ from upsample_zoo.figures import log_image, save_grid_error_figure, save_predict
 from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
 from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
+from upsample_zoo.tasks.base import ZooTask
+from upsample_zoo.tasks.declarations import SEGMENTATION
 
 
-class SegmentationTask(L.LightningModule):
+class SegmentationTask(ZooTask):
+    declaration = SEGMENTATION
+
     def __init__(
         self,
         model: nn.Module,
@@ -31,8 +34,9 @@ class SegmentationTask(L.LightningModule):
         figure_dir: str | None = None,
         num_figure_images: int = 4,
         checkerboard_window: int = 112,
+        compile: bool = False,  # noqa: A002 - model.compile: torch.compile in setup() (tasks/base.py)
     ) -> None:
-        super().__init__()
+        super().__init__(compile=compile)
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
         self.optimizer_factory = optimizer
@@ -62,7 +66,7 @@ class SegmentationTask(L.LightningModule):
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
 
-    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The training loss of one batch, (images, masks, sizes[, features]) from encoded_collate or a plain
         (images, masks): what training_step minimises, and what a plain PyTorch loop (the bench's baseline) calls."""
         x, y, *rest = batch
@@ -70,7 +74,7 @@ class SegmentationTask(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x = batch[0]
-        loss = self.loss(batch)
+        loss = self.training_loss(batch)
         if not torch.isfinite(loss):
             raise DivergenceError(
                 f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}; "
@@ -179,7 +183,8 @@ class SegmentationTask(L.LightningModule):
         self.test_grid_error.reset()
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
+        super().setup(stage)
+        dm = getattr(self._trainer, "datamodule", None)  # None outside a Trainer
         if dm is not None and getattr(dm, "class_names", None):
             self.class_names = list(dm.class_names)
 
@@ -203,6 +208,23 @@ class SegmentationTask(L.LightningModule):
             f"{self.test_grid_error.stride}) (the decoder's total stride), ignore_index={self.ignore_index}; "
             "contrast = max/min bin rate, a bin without errors counts half an error; heat map grid_error.png",
         }
+
+    @classmethod
+    def synthetic_batches(cls, cfg, n: int, generator: torch.Generator) -> list:
+        """(images, masks) at the configured crop, batch and classes, with a void border strip."""
+        bs, side, classes = int(cfg.data.batch_size), int(cfg.data.crop_size), int(cfg.data.num_classes)
+        batches = []
+        for _ in range(n):
+            y = torch.randint(0, classes, (bs, side, side), generator=generator)
+            y[:, :, :2] = VOID
+            batches.append((torch.randn(bs, 3, side, side, generator=generator), y))
+        return batches
+
+    @classmethod
+    def describe_workload(cls, cfg) -> str:
+        up = cfg.upsampler._target_.rsplit(".", 1)[-1]
+        return (f"U-Net base {cfg.model.base_channels}, depth {cfg.model.depth}, upsampler {up}, "
+                f"batch {cfg.data.batch_size}x3x{cfg.data.crop_size}x{cfg.data.crop_size}")
 
     def configure_optimizers(self):
         # a frozen encoder's parameters are not the optimizer's (nor its weight decay's)

@@ -1,0 +1,76 @@
+"""The one way a model is built from a run config, for ``train.py``, the bench and the tests alike: the model
+config instantiated with its upsampler (``configs/upsampler/``) and any per-stage operators
+(``model.stage_upsamplers``, zoo names resolved through the zoo's factory). ``model.compile`` is not the
+model's: the task compiles in ``setup()`` (tasks/base.py), so everything built here runs eager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from upsample_zoo import errors
+from upsample_zoo.errors import ConfigError
+
+BUILDER_KEYS = ("compile", "stage_upsamplers")  # model config keys that are the builder's, not the model's
+
+
+def _choice(group: str, default: str | None = None) -> str | None:
+    """The config group's choice in a Hydra run (``upsampler=carafe`` -> carafe); ``default`` without one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        value = HydraConfig.get().runtime.choices.get(group)
+        if isinstance(value, str):
+            return value
+    return default
+
+
+def upsampler_factory_of(cfg: DictConfig):
+    """``factory(in_channels, out_channels)`` for the run's operator; a config that cannot build is one line."""
+    from hydra.utils import instantiate
+    from torch import nn
+
+    target = cfg.upsampler.get("_target_")
+    try:
+        factory = instantiate(cfg.upsampler)
+    except Exception as exc:  # e.g. a _target_ that cannot be imported: one line naming it
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConfigError):
+            raise cause from exc
+        raise ConfigError(f"upsampler {target} cannot be built: {type(cause).__name__}: {errors.flat(cause)}") from exc
+    target_cls = getattr(factory, "func", None)
+    if isinstance(target_cls, type) and not issubclass(target_cls, nn.Module):
+        raise ConfigError(f"upsampler._target_={target} is a {target_cls.__name__}, not an nn.Module: point it at "
+                          "an upsampler class (a zoo name, or mypkg.MyUp)")
+    return factory
+
+
+def build_model(cfg: DictConfig) -> Any:
+    """``instantiate(cfg.model, upsampler=<the run's operator>[, stage_upsamplers=...])``, eager."""
+    from hydra.utils import instantiate
+
+    from upsample_zoo.zoo import upsampler_factory, upsampler_name
+
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if model_cfg.get("encoder") and "UNet" not in str(model_cfg.get("_target_")):
+        raise ConfigError(f"encoder={_choice('encoder')}: a pretrained encoder is for the U-Net "
+                          "(task=segmentation); the other models have their own")
+    stages = model_cfg.get("stage_upsamplers") or {}
+    for key in BUILDER_KEYS:
+        model_cfg.pop(key, None)
+    factory = upsampler_factory_of(cfg)
+    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale. A stage
+    # that names the main operator builds exactly the main operator, its overridden options included
+    # (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere); any other name, its defaults.
+    scale = cfg.upsampler.get("scale", 2)
+    target = str(cfg.upsampler.get("_target_"))
+    main = upsampler_name(_choice("upsampler", target), target)  # the name the run gives the main operator
+    stage_factories = {k: factory if str(v) == main else upsampler_factory(str(v), scale=scale)
+                       for k, v in stages.items()}
+    try:
+        return instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stage_factories} if stages else {}))
+    except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from exc
+        raise
