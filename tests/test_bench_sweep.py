@@ -13,12 +13,13 @@ from upsample_zoo.bench import measure, settings
 from upsample_zoo.bench import sweep as bench_sweep
 from upsample_zoo.bench.report import BenchResult, headline
 from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.results import RunResult
 
 pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
 
 
-def _job(wall: float, fit: float, threads: int) -> dict:
-    return {"status": "ok", "torch_threads": threads, "cost": {"wall_s": wall, "fit_s": fit}}
+def _job(wall: float, fit: float, threads: int) -> RunResult:
+    return RunResult(status="ok", torch_threads=threads, cost={"wall_s": wall, "fit_s": fit})
 
 
 def test_time_split_of_a_sweep():

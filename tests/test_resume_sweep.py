@@ -137,7 +137,7 @@ def test_plan_skip_resume_or_run(zoo_root, tmp_path):
     assert sweep_resume.plan_job(cfg, tmp_path).action == "resume"  # failed (preempted) with a checkpoint
     (tmp_path / "results.json").write_text(json.dumps({"status": "ok", "config": cfg, "metrics": {"val/miou": 0.5}}))
     plan = sweep_resume.plan_job(cfg, tmp_path)
-    assert plan.action == "skip" and plan.previous["metrics"] == {"val/miou": 0.5}
+    assert plan.action == "skip" and plan.previous.metrics == {"val/miou": 0.5}
     other = _resolved(["upsampler=tconv", "trainer.max_epochs=1"], tmp_path)
     assert sweep_resume.plan_job(other, tmp_path).action == "run"  # finished, and checkpointed, under another config
     torch.save({"callbacks": {}}, tmp_path / "checkpoints" / "last.ckpt")  # a checkpoint from before the hash

@@ -25,7 +25,8 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from upsample_zoo.results import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ CHECKPOINT = Path("checkpoints") / "last.ckpt"
 def find_jobs(paths: Sequence[Path]) -> list[Path]:
     """The results.json files of ok jobs under ``paths`` (run dirs, sweep dirs or results.json files), sorted;
     failed and unfinished jobs have no test phase to repeat."""
-    import json
 
     found: set[Path] = set()
     for p in paths:
@@ -43,14 +43,14 @@ def find_jobs(paths: Sequence[Path]) -> list[Path]:
     ok = []
     for f in sorted(found):
         try:
-            if json.loads(f.read_text()).get("status") == "ok":
+            if RunResult.read(f).ok:
                 ok.append(f)
         except (OSError, ValueError):
             log.warning("rescore: %s is not readable JSON: skipped", f)
     return ok
 
 
-def _checkpoint(results: dict[str, Any], results_path: Path) -> Path:
+def _checkpoint(results: RunResult, results_path: Path) -> Path:
     from upsample_zoo.errors import ConfigError
     from upsample_zoo.sweep_resume import checkpoint_config_hash
 
@@ -61,49 +61,49 @@ def _checkpoint(results: dict[str, Any], results_path: Path) -> Path:
     stored = checkpoint_config_hash(ckpt)
     if stored is None:
         raise ConfigError(f"{ckpt} is not a readable checkpoint: re-run the job instead")
-    if stored != results.get("config_hash"):
+    if stored != results.config_hash:
         raise ConfigError(f"{ckpt} was written under another config (hash {stored}, results.json says "
-                          f"{results.get('config_hash')}): re-run the job instead")
+                          f"{results.config_hash}): re-run the job instead")
     return ckpt
 
 
 def rescore_job(results_path: Path, revision: str | None) -> str | None:
     """Rescore one job in place; returns None when done, else the one-line reason it was not."""
-    import json
+    import dataclasses
 
     import lightning as L
     import torch
     from omegaconf import OmegaConf
 
     from upsample_zoo import __version__
-    from upsample_zoo.atomic import atomic_write_json
     from upsample_zoo.errors import UpsampleZooError
     from upsample_zoo.sweep_resume import ConfigHashCallback
     from upsample_zoo.train import build, one_line
 
     try:
-        results = json.loads(results_path.read_text())
+        results = RunResult.read(results_path)
         ckpt = _checkpoint(results, results_path)
-        cfg = OmegaConf.create(results["config"])
+        cfg = OmegaConf.create(results.config)
         cfg.logger = None  # the training run's logs stay as they are
         cfg.callbacks = {k: v for k, v in (cfg.get("callbacks") or {}).items()
                          if k not in ("model_checkpoint", "preemption")}  # test writes no checkpoint
-        torch.set_num_threads(int(results.get("torch_threads") or torch.get_num_threads()))
+        torch.set_num_threads(int(results.torch_threads or torch.get_num_threads()))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
+        parts = build(cfg, extra_callbacks=(ConfigHashCallback(results.config_hash),))
         trainer, task, dm = parts["trainer"], parts["task"], parts["datamodule"]
         trainer.test(task, datamodule=dm, ckpt_path=str(ckpt), verbose=False, weights_only=True)
         new = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     except (UpsampleZooError, OSError, ValueError, KeyError, RuntimeError) as exc:
         return one_line(exc)
-    results.setdefault("previous_metrics", dict(results["metrics"]))
-    results["metrics"] = {**{k: v for k, v in results["metrics"].items() if not k.startswith("test/")}, **new}
-    if hasattr(task, "protocol"):
-        results["protocol"] = task.protocol()
-    results["rescored"] = {"version": __version__, "git": revision, "checkpoint": str(ckpt),
-                           "torch_threads": torch.get_num_threads(),
-                           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_json(results_path, results)
+    dataclasses.replace(
+        results,
+        previous_metrics=results.previous_metrics or dict(results.metrics),  # the metrics before the first rescore
+        metrics={**{k: v for k, v in results.metrics.items() if not k.startswith("test/")}, **new},
+        protocol=task.protocol() if hasattr(task, "protocol") else results.protocol,
+        rescored={"version": __version__, "git": revision, "checkpoint": str(ckpt),
+                  "torch_threads": torch.get_num_threads(),
+                  "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    ).write(results_path.parent)
     return None
 
 

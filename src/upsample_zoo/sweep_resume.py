@@ -30,6 +30,8 @@ from typing import Any
 
 import lightning as L
 
+from upsample_zoo.results import RunResult
+
 log = logging.getLogger("upsample_zoo")
 
 IGNORED_KEYS = ("resume", "ckpt_path", "paths", "sweep_name")
@@ -94,24 +96,16 @@ class Plan:
     reason: str
     config_hash: str
     ckpt_path: str | None = None    # resume: the checkpoint to continue
-    previous: dict | None = None    # skip: the job's results.json
-
-
-def _read_results(path: Path) -> dict | None:
-    try:
-        res = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return res if isinstance(res, dict) else None
+    previous: RunResult | None = None    # skip: the job's results.json
 
 
 def plan_job(resolved: dict[str, Any], run_dir: Path) -> Plan:
     """What ``resume=true`` does with the job whose run dir is ``run_dir``; reads files, writes nothing."""
     h = config_hash(resolved)
-    prev = _read_results(run_dir / "results.json")
-    why = "no results.json" if prev is None else f"status {prev.get('status')!r}"
-    if prev is not None and prev.get("status") == "ok":
-        if isinstance(prev.get("config"), dict) and config_hash(prev["config"]) == h:
+    prev = RunResult.read_if_any(run_dir)
+    why = "no results.json" if prev is None else f"status {prev.status!r}"
+    if prev is not None and prev.ok:
+        if isinstance(prev.config, dict) and config_hash(prev.config) == h:
             return Plan("skip", "finished (status ok) with the same config", h, previous=prev)
         why = "finished with another config"
     lasts = last_checkpoints(run_dir)

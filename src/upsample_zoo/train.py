@@ -9,6 +9,7 @@ under DDP only global rank 0 writes, and the other ranks run this job, not the s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -23,14 +24,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from upsample_zoo import __version__, errors
-from upsample_zoo.atomic import atomic_write_json, atomic_write_text
+from upsample_zoo.atomic import atomic_write_text
 from upsample_zoo.errors import ConfigError
+from upsample_zoo.results import RunResult
 from upsample_zoo.zoo import config_dir
 
 log = logging.getLogger("upsample_zoo")
 
 CONFIG_DIR = str(config_dir())  # through the package (upsample_zoo.configs), in a wheel or a checkout
-RESULTS_SCHEMA = 1
 
 
 def _choices() -> dict[str, str]:
@@ -211,18 +212,18 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-def print_summary(results: dict[str, Any]) -> None:
+def print_summary(record: RunResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{results['task']} · {results['upsampler']} · {results['data']} · seed {results['seed']}")
+    table = Table(title=f"{record.task} · {record.upsampler} · {record.data} · seed {record.seed}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in results["metrics"].items():
+    for k, v in record.metrics.items():
         if k.startswith("test/") and k.count("/") == 1:
             table.add_row(k, f"{v:.4f}")
     for k in ("params_total", "params_upsamplers", "train_img_per_s", "wall_s"):
-        v = results["cost"].get(k)
+        v = record.cost.get(k)
         if v is not None:
             table.add_row(k, f"{v:,.1f}" if isinstance(v, float) else f"{v:,}")
     Console(stderr=False).print(table)
@@ -242,50 +243,42 @@ def resume_plan(cfg: DictConfig, out_dir: Path):
     return plan_job(resolved, out_dir)
 
 
-def new_results(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> dict[str, Any]:
-    """results.json of a job that has just started: what it is, where, and with which code."""
+def new_results(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> RunResult:
+    """The record of a job that has just started: what it is, where, and with which code."""
     choices = _choices()
-    return {
-        "schema": RESULTS_SCHEMA,
-        "status": "running",
-        "task": choices.get("task", cfg.get("task_name")),
-        "upsampler": _upsampler_name(cfg, choices),
-        "data": choices.get("data", str(cfg.data.get("_target_"))),
-        "seed": cfg.get("seed"),
-        "tags": list(cfg.get("tags") or []),
-        "metrics": {},
-        "cost": {},
-        "protocol": {},
-        "config": OmegaConf.to_container(cfg, resolve=False),
-        "versions": versions(),
-        "git": git_revision(),
-        "run_dir": str(out_dir),
-        "pid": os.getpid(),
-        "resumed_from": ckpt_path,
-    }
+    return RunResult.started(
+        task=choices.get("task", cfg.get("task_name")), upsampler=_upsampler_name(cfg, choices),
+        data=choices.get("data", str(cfg.data.get("_target_"))), seed=cfg.get("seed"),
+        tags=list(cfg.get("tags") or []), config=OmegaConf.to_container(cfg, resolve=False), versions=versions(),
+        git=git_revision(), run_dir=str(out_dir), pid=os.getpid(), resumed_from=ckpt_path)
 
 
-def train_and_test(cfg: DictConfig, results: dict[str, Any], ckpt_path: str | None) -> None:
-    """Build, fit and test; fills ``results`` (metrics, cost, protocol) and sets its status to ok."""
-    import lightning as L
+def resolved(cfg: DictConfig, record: RunResult) -> RunResult:
+    """The record with the resolved config, its hash and the thread count (CPU results are bit-identical
+    only at the same thread count: it sets the float summation order)."""
     import torch
 
-    from upsample_zoo.sweep_resume import ConfigHashCallback, config_hash
+    from upsample_zoo.sweep_resume import config_hash
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return dataclasses.replace(record, torch_threads=torch.get_num_threads(), config=config,
+                               config_hash=config_hash(config))
+
+
+def train_and_test(cfg: DictConfig, record: RunResult, ckpt_path: str | None) -> RunResult:
+    """Build, fit and test: the finished record (metrics, cost, protocol, ...)."""
+    import lightning as L
+
+    from upsample_zoo.sweep_resume import ConfigHashCallback
 
     # under DDP the tasks' test/ and val/ values (val/loss aside) come from torchmetrics states, which
     # compute() sums over ranks: Lightning's advice to add sync_dist=True does not apply to them
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(test/|val/(?!loss))")
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")  # a frozen encoder, by design
-    # CPU results are bit-identical only at the same thread count: it sets the float summation order
-    results["torch_threads"] = torch.get_num_threads()
-    results["config"] = OmegaConf.to_container(cfg, resolve=True)
-    results["config_hash"] = config_hash(results["config"])
     check_seed(cfg.get("seed"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    parts = build(cfg, extra_callbacks=(ConfigHashCallback(results["config_hash"]),))
-    results["world_size"] = parts["trainer"].world_size
-    results.update(fit_and_test(cfg, parts, ckpt_path))
-    results["status"] = "ok"
+    parts = build(cfg, extra_callbacks=(ConfigHashCallback(record.config_hash),))
+    return record.finished(world_size=parts["trainer"].world_size, **fit_and_test(cfg, parts, ckpt_path))
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -297,46 +290,46 @@ def run(cfg: DictConfig) -> float | None:
     plan = resume_plan(cfg, out_dir)
     if plan is not None and plan.action == "skip":  # nothing in out_dir is written: results.json stays as it is
         log.info("resume: skipped %s: %s", out_dir, plan.reason)  # to the console and the job's train.log
-        value = (plan.previous.get("metrics") or {}).get(cfg.get("optimized_metric"))
+        value = plan.previous.metrics.get(cfg.get("optimized_metric"))
         return float(value) if isinstance(value, (int, float)) else None
     ckpt_path = cfg.get("ckpt_path") or (plan.ckpt_path if plan is not None else None)
     if plan is not None and global_rank() == 0:
         set_aside_previous(out_dir, plan)
         log.info("resume: %s: %s; %s", out_dir, plan.reason,
                  f"continuing from {ckpt_path}" if plan.action == "resume" else "running it from the start")
-    results = new_results(cfg, out_dir, ckpt_path)
+    record = new_results(cfg, out_dir, ckpt_path)
     t0 = time.perf_counter()
     exit_code = 0
     # DDP: the other ranks run this same job, continuing from the checkpoint that rank 0 chose
     child_overrides = ["resume=false", f"ckpt_path={quote(str(ckpt_path)) if ckpt_path else 'null'}"]
     with job_scope(child_overrides) as job:
         try:
-            train_and_test(cfg, results, ckpt_path)
+            record = resolved(cfg, record)
+            record = train_and_test(cfg, record, ckpt_path)
         except BaseException as exc:  # the whole point: record the failure (even a preemption), never lose it
             job.failed = True
             job.stop_observing()  # the other ranks fail too, or hang: either way this one records it
-            results["status"] = "failed"
             exit_code = exit_code_for(exc)
-            results["error"] = one_line(exc, _sweep_dir() if exit_code != 1 else None)
+            record = record.failed(one_line(exc, _sweep_dir() if exit_code != 1 else None))
             if global_rank() == 0:
                 atomic_write_text(out_dir / "error.log", traceback.format_exc())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exc()
         finally:
             _finish_wandb()
-    results["cost"]["wall_s"] = round(time.perf_counter() - t0, 3)
+    record = record.with_cost(wall_s=round(time.perf_counter() - t0, 3))
     if global_rank() != 0:  # another DDP rank: rank 0 writes results.json and reports
-        if results["status"] != "ok":
+        if not record.ok:
             raise SystemExit(exit_code)
         return None
-    atomic_write_json(out_dir / "results.json", results)
-    if results["status"] != "ok":
-        print(f"upsample-zoo: error: {results['error']}", file=sys.stderr, flush=True)
+    record.write(out_dir)
+    if not record.ok:
+        print(f"upsample-zoo: error: {record.error}", file=sys.stderr, flush=True)
         if not _is_multirun() or exit_code != 1:  # a stop (Ctrl-C, SIGTERM) stops the whole sweep
             raise SystemExit(exit_code)
         return None
-    print_summary(results)
-    value = results["metrics"].get(cfg.get("optimized_metric"))
+    print_summary(record)
+    value = record.metrics.get(cfg.get("optimized_metric"))
     return float(value) if value is not None else None
 
 

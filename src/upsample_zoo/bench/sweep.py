@@ -5,7 +5,6 @@ and the time outside the jobs (start-up, imports, workers)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import torch
 from upsample_zoo.bench.measure import Failed, Summary, fmt, fmt_spread, log, ratio_summary, summarize
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.results import RunResult
 
 PARALLEL = "joblib, n_jobs=2, 1 torch thread per job"
 
@@ -67,20 +67,20 @@ def joblib_available() -> str | None:
     return None
 
 
-def _sweep_jobs(sweep_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
+def _sweep_jobs(sweep_dir: Path) -> list[RunResult]:
+    return [RunResult.read(p) for p in sorted(sweep_dir.glob("*/results.json"))]
 
 
-def sweep_time_split(wall: float, jobs: list[dict], parallel: int) -> dict:
+def sweep_time_split(wall: float, jobs: list[RunResult], parallel: int) -> dict:
     """Where one sweep command's wall time went, from its jobs' results.json: the mean job (wall, fit, threads)
     and the time outside the jobs, ``wall - sum(job walls) / parallel`` (process start, imports, Hydra, workers;
     for parallel jobs an estimate that assumes perfectly balanced workers)."""
-    walls = [float(j["cost"]["wall_s"]) for j in jobs]
-    fits = [float(j["cost"].get("fit_s") or 0.0) for j in jobs]
+    walls = [float(j.cost["wall_s"]) for j in jobs]
+    fits = [float(j.cost.get("fit_s") or 0.0) for j in jobs]
     n = max(1, len(walls))
     return {"job_wall_s": sum(walls) / n, "job_fit_s": sum(fits) / n, "jobs_wall_s": sum(walls),
             "outside_jobs_s": wall - sum(walls) / parallel,
-            "threads": sorted({int(j.get("torch_threads") or 0) for j in jobs})}
+            "threads": sorted({int(j.torch_threads or 0) for j in jobs})}
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
@@ -143,9 +143,9 @@ def run(s: Settings, work: Path) -> Sweep | Skipped:
                   f"hydra.sweep.dir={sweep_dir}"], {**env, **la.env}, f"sweep ({name})")
             wall = time.perf_counter() - t0
             jobs = _sweep_jobs(sweep_dir)
-            ok[name].append(sum(job.get("status") == "ok" for job in jobs))
+            ok[name].append(sum(job.ok for job in jobs))
             walls[name].append(wall)
-            split[name].append(sweep_time_split(wall, [j for j in jobs if j.get("status") == "ok"], la.parallel))
+            split[name].append(sweep_time_split(wall, [j for j in jobs if j.ok], la.parallel))
             log(f"sweep {name}: {wall:.1f} s, {ok[name][-1]}/{len(s.sweep_upsamplers)} jobs ok, "
                 f"{split[name][-1]['job_wall_s']:.1f} s per job")
     return Sweep(jobs=len(s.sweep_upsamplers), command="python train.py -m " + " ".join(args),

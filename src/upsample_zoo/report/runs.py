@@ -17,7 +17,6 @@ broken by the run folder's path (the later one in sort order wins).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import shlex
@@ -27,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from upsample_zoo.errors import flat
+from upsample_zoo.results import SCHEMA, RunResult
 
 OK = "ok"
-SCHEMA = 1  # the results.json schema this report reads (train.RESULTS_SCHEMA)
 log = logging.getLogger("upsample_zoo")
 # not variants: the upsampler and its per-stage operators are in the run's name (tconv+last:bilinear)
 IGNORED_OVERRIDE_KEYS = {"upsampler", "model.stage_upsamplers", "seed", "tags", "ckpt_path", "resume"}
@@ -90,30 +89,28 @@ def _flatten_numbers(d: Any, prefix: str) -> dict[str, float]:
     return out
 
 
-def _run_from_results(path: Path, res: dict[str, Any]) -> Run:
+def _run_from_results(path: Path, res: RunResult) -> Run:
     run_dir = path.parent
-    metrics = _flatten_numbers(res.get("metrics"), "")
-    metrics |= _flatten_numbers(res.get("cost"), "cost/")
+    metrics = _flatten_numbers(res.metrics, "")
+    metrics |= _flatten_numbers(res.cost, "cost/")
     if "test/checkerboard_db" in metrics and "test/checkerboard_db_ref" in metrics:
         metrics["test/checkerboard_db_vs_ref"] = metrics["test/checkerboard_db"] - metrics["test/checkerboard_db_ref"]
-    seed = res.get("seed")
-    tags = res.get("tags") or []
-    spectrum = res.get("spectrum") if isinstance(res.get("spectrum"), dict) else None
+    seed, tags = res.seed, res.tags or []
     return Run(
         run_dir=run_dir,
-        status=str(res.get("status") or "unknown"),
-        task=str(res.get("task") or "?"),
-        data=str(res.get("data") or "?"),
-        upsampler=str(res.get("upsampler") or "?"),
+        status=str(res.status or "unknown"),
+        task=str(res.task or "?"),
+        data=str(res.data or "?"),
+        upsampler=str(res.upsampler or "?"),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        error=None if res.get("error") is None else str(res.get("error")),
+        error=None if res.error is None else str(res.error),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
         metrics=metrics,
-        protocol=res.get("protocol") if isinstance(res.get("protocol"), dict) else {},
-        dataset=res.get("dataset"),
+        protocol=res.protocol if isinstance(res.protocol, dict) else {},
+        dataset=res.dataset,
         overrides=_overrides(run_dir),
-        spectrum=spectrum,
-        declared=res.get("declared") if isinstance(res.get("declared"), dict) else None,
+        spectrum=res.spectrum if isinstance(res.spectrum, dict) else None,
+        declared=res.declared if isinstance(res.declared, dict) else None,
     )
 
 
@@ -139,12 +136,10 @@ def _incomplete_run(run_dir: Path) -> Run:
 
 def _read_run(f: Path) -> Run:
     try:
-        res = json.loads(f.read_text(encoding="utf-8"))
-        if not isinstance(res, dict):
-            raise ValueError("not a JSON object")
-        if res.get("schema", SCHEMA) != SCHEMA:
+        res = RunResult.read(f)
+        if res.schema != SCHEMA:
             log.warning("%s: results.json schema %r, this report reads schema %d: its numbers may be misread; "
-                        "re-run compare with the upsample-zoo version that wrote it", f, res.get("schema"), SCHEMA)
+                        "re-run compare with the upsample-zoo version that wrote it", f, res.schema, SCHEMA)
         run = _run_from_results(f, res)
         run.mtime_ns = f.stat().st_mtime_ns
         return run
