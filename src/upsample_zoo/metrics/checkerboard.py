@@ -41,6 +41,7 @@ from upsample_zoo.metrics.spectrum import (
     POWER_EPS,
     UNIT_RANGE,
     cached_tensors,
+    check_batch,
     check_images,
     check_value_range,
     half_power_sums,
@@ -90,19 +91,29 @@ def full_spectrum(half: Tensor, w: int) -> Tensor:
 
 
 def batch_half_power_sums(x: Tensor, scale: int, value_range: tuple[float, float] = UNIT_RANGE,
-                          what: str = "images") -> tuple[Tensor, int]:
+                          what: str = "images", softmax_dim: int | None = None) -> tuple[Tensor, int]:
     """(2, H', W'//2 + 1): the half-plane power of the image and of its gradient-energy map, summed over batch
     and channels, and the count. The batch is checked first (:func:`check_images`) and mapped from
-    ``value_range`` to [0, 1]."""
-    check_images(x, value_range, what)
-    x = to_unit(x, value_range).detach()  # a score, not a loss: the buffers below are written in place
+    ``value_range`` to [0, 1]. ``softmax_dim``: ``x`` holds logits, and the score reads ``softmax(x,
+    softmax_dim)``, which is taken (per pixel, so it commutes with the crop) on the pixels the score reads only."""
+    if softmax_dim is None:
+        check_images(x, value_range, what)
+    else:
+        check_batch(x, what)
+    x = x.detach()  # a score, not a loss: the buffers below are written in place
     c, hh, ww = analysis_size(x.shape[-2], x.shape[-1], scale)
-    # Both maps go into one buffer (one FFT call, no stacking copy): the analysed window, and the differences
-    # of that window and one extra row and column (not of the whole image: a third of the cost on a
-    # segmentation window). Tiny images (c == 0) lack that row or column: it stays zero (zero padding).
-    maps = x.new_empty(2, *x.shape[:-2], hh, ww)
-    maps[0].copy_(x[..., c:c + hh, c:c + ww])
+    # the pixels the score reads: the analysed window and one extra row and column for the differences
     src = x[..., c:c + hh + 1, c:c + ww + 1]
+    if softmax_dim is None:
+        src = to_unit(src, value_range)
+    else:
+        src = src.float().softmax(softmax_dim)
+        check_images(src, UNIT_RANGE, what)  # NaN or inf logits give NaN probabilities
+    # Both maps go into one buffer (one FFT call, no stacking copy): the analysed window, and the differences
+    # of that window and the extra row and column (not of the whole image: a third of the cost on a
+    # segmentation window). Tiny images (c == 0) lack that row or column: it stays zero (zero padding).
+    maps = src.new_empty(2, *src.shape[:-2], hh, ww)
+    maps[0].copy_(src[..., :hh, :ww])
     gh, gw = src.shape[-2] - 1, src.shape[-1] - 1
     if (gh, gw) != (hh, ww):
         maps[1].zero_()
@@ -298,9 +309,11 @@ class CheckerboardScore(Metric):
         for name in ("power_sum", "grad_sum", "count", "ref_power_sum", "ref_count"):
             self.add_state(name, default=torch.tensor(0.0), dist_reduce_fx="sum")
 
-    def update(self, x: Tensor, real: bool = False) -> None:
+    def update(self, x: Tensor, real: bool = False, softmax_dim: int | None = None) -> None:
+        """Add a batch (B, C, H, W) in ``value_range``, or of logits whose ``softmax(x, softmax_dim)`` the
+        score reads (class-probability maps; the softmax is taken on the pixels the score reads only)."""
         what = "reference images (real=True)" if real else "images"
-        halves, n = batch_half_power_sums(x, self.scale, self.value_range, what)
+        halves, n = batch_half_power_sums(x, self.scale, self.value_range, what, softmax_dim)
         power, grad = halves
         held = self.ref_power_sum if real else self.power_sum
         if held.ndim and held.shape != power.shape:

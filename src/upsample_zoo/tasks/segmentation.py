@@ -141,8 +141,8 @@ class SegmentationTask(ZooTask):
                 continue
             top, left = (h - win) // 2, (w - win) // 2
             windows.append(logits[:, top : top + win, left : left + win])
-        if windows:
-            self.test_checkerboard.update(torch.stack(windows).float().softmax(1))
+        if windows:  # the score takes the softmax over classes itself, on the pixels it reads only
+            self.test_checkerboard.update(torch.stack(windows), softmax_dim=1)
 
     def on_test_epoch_end(self) -> None:
         cm = self.test_cm.compute()

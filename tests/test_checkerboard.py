@@ -1,0 +1,455 @@
+"""The checkerboard score: a numpy re-implementation as the golden reference, generated images with known
+patterns, batch-split invariance, its batched spectra held to the float64 definition, logits in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from upsample_zoo.data.noise import one_over_f_images
+from upsample_zoo.metrics.checkerboard import CheckerboardScore, analysis_size, checkerboard_score
+from upsample_zoo.metrics.spectrum import (
+    half_power_sums,
+    hann_window_2d,
+    power_spectrum,
+)
+
+KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
+        "blockiness_db"}
+
+
+# ---- golden reference: the issue's definition written out in numpy, loop by loop ----------------
+
+def _np_spectrum(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape[-2:]
+    win = np.outer(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(h) / h), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(w) / w))
+    a = a - a.mean(axis=(-2, -1), keepdims=True)
+    return (np.abs(np.fft.fft2(a * win)) ** 2).mean(axis=(0, 1)) / (win**2).sum()
+
+
+def _np_peak_bg(p: np.ndarray, ky: int, kx: int) -> tuple[float, float]:
+    h, w = p.shape
+
+    def v(dy: int, dx: int) -> float:
+        return p[(ky + dy) % h, (kx + dx) % w]
+
+    near, far = (-1, 0, 1), (-4, -3, -2, 2, 3, 4)
+    peak = np.mean([v(i, j) for i in near for j in near])
+    strips = [
+        [v(0, k) for k in far],  # horizontal
+        [v(k, 0) for k in far],  # vertical
+        [v(k, k) for k in far],  # diagonal
+        [v(k, -k) for k in far],  # anti-diagonal
+    ]
+    return float(peak), float(max(np.median(s) for s in strips))
+
+
+def _np_amp(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
+    """RMS amplitude (8-bit levels) of the pattern at the Nyquist bins: the 3x3 block's mean power above
+    what a least-squares fit log P = a + b|dy| + c|dx| + d|dy||dx| over the bins 2..4 away predicts there."""
+    h, w = p.shape
+    ring = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if max(abs(i), abs(j)) >= 2]
+    near = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    excess = 0.0
+    for ky, kx in bins:
+        a = np.array([[1, abs(i), abs(j), abs(i * j)] for i, j in ring], dtype=float)
+        y = np.log([p[(ky + i) % h, (kx + j) % w] + 1e-20 for i, j in ring])
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        bg = np.mean([np.exp(coef @ [1, abs(i), abs(j), abs(i * j)]) for i, j in near])
+        peak = np.mean([p[(ky + i) % h, (kx + j) % w] for i, j in near])
+        excess += max(peak - bg, 0.0)
+    return 255 * np.sqrt(9 * excess / (h * w))
+
+
+def _np_db(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
+    return max(10 * np.log10(pk / bg) for pk, bg in (_np_peak_bg(p, *b) for b in bins))
+
+
+def _np_radial(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = p.shape
+    side = min(h, w)
+    r = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
+    idx = np.round(r * side).astype(int)
+    n = side // 2 + 1
+    return np.arange(n) / side, np.array([p[idx == k].mean() for k in range(n)])
+
+
+def np_checkerboard(x: np.ndarray, s: int, ref: np.ndarray | None = None) -> dict[str, float]:
+    _, _, H, W = x.shape
+    c = min(max(4, s), min(H, W) // 16)
+    m = int(np.lcm(s, 2))
+    h, w = (H - 2 * c) // m * m, (W - 2 * c) // m * m
+    grad = np.abs(np.diff(x, axis=-1))[..., :-1, :] + np.abs(np.diff(x, axis=-2))[..., :, :-1]
+    p, g = _np_spectrum(x[..., c:c + h, c:c + w]), _np_spectrum(grad[..., c:c + h, c:c + w])
+    nyq = [(h // 2, 0), (0, w // 2), (h // 2, w // 2)]
+    period = 2
+    for q in range(2, s + 1):
+        if s % q == 0 and min(h, w) / q >= 8:
+            period = q
+    grid = [(i * h // period, j * w // period) for i in range(period) for j in range(period) if i or j]
+    out = {
+        "checkerboard_db": _np_db(p, nyq),
+        "checkerboard_grid_max_db": _np_db(p, grid),
+        "checkerboard_grid_period": float(period),
+        "checkerboard_amp": _np_amp(p, nyq),
+        "blockiness_db": _np_db(g, nyq),
+    }
+    if ref is not None:
+        pr = _np_spectrum(ref[..., c:c + h, c:c + w])
+        out["checkerboard_db_ref"] = _np_db(pr, nyq)
+        f, sg = _np_radial(p)
+        _, sr = _np_radial(pr)
+        d = 10 * np.log10(sg / sr)
+        out["spectral_hf_gap_db"] = d[(f >= 0.375) & (f <= 0.5)].mean() - d[(f >= 0.05) & (f <= 0.2)].mean()
+    return out
+
+
+def checker(h: int, w: int) -> torch.Tensor:
+    i, j = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    return ((-1.0) ** (i + j)).expand(h, w)
+
+
+@pytest.fixture(scope="module")
+def natural() -> torch.Tensor:
+    return one_over_f_images(16, 3, 64, seed=3).float() / 255
+
+
+# ---- the definition ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale,shape", [(2, (40, 52)), (4, (64, 64)), (8, (32, 32))])
+def test_matches_numpy_reference(scale, shape):
+    """Every output against an independent float64 numpy implementation, on non-trivial inputs."""
+    x = one_over_f_images(6, 3, shape, seed=scale).float() / 255
+    x = x + 2 / 255 * checker(*shape) + 1 / 255 * torch.cos(torch.arange(shape[1]) * torch.pi / 2)
+    ref = one_over_f_images(5, 3, shape, seed=99).float() / 255
+    got = checkerboard_score(x, scale=scale, ref=ref)
+    want = np_checkerboard(x.double().numpy(), scale, ref.double().numpy())
+    assert set(got) == KEYS | {"checkerboard_db_ref", "spectral_hf_gap_db"}
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-3, abs=1e-2), k
+
+
+def test_natural_images_read_near_zero(natural):
+    r = checkerboard_score(natural, scale=2)
+    assert set(r) == KEYS
+    assert abs(r["checkerboard_db"]) < 2
+    assert abs(r["checkerboard_grid_max_db"]) < 2
+    assert r["checkerboard_amp"] < 0.5
+
+
+@pytest.mark.parametrize("as_uint8", [False, True])
+def test_checkerboard_detected_and_amplitude_recovered(natural, as_uint8):
+    x = natural + 5 / 255 * checker(64, 64)
+    if as_uint8:
+        x = (x * 255).round().clamp(0, 255).to(torch.uint8)
+    r = checkerboard_score(x, scale=2)
+    assert r["checkerboard_db"] > 10
+    assert r["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+def test_vertical_stripes_caught_by_grid_max(natural):
+    stripes = (-1.0) ** torch.arange(64)  # (-1)^j: varies along x
+    r = checkerboard_score(natural + 5 / 255 * stripes, scale=2)
+    assert r["checkerboard_grid_max_db"] > 10
+    assert r["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+def _horizontal_edges(n: int, size: int, seed: int) -> torch.Tensor:
+    """Images made only of horizontal edges: a random profile along y (power 1/f^2, Gaussian-blurred with
+    sigma 0.5 px), the same in every column. Photos' horizontal edges draw this bright line on the fy axis of
+    the spectrum, falling steeply towards the Nyquist bin (H/2, 0), where a (-1)^y stripe pattern sits."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    spec = (rng.standard_normal((n, 3, size)) + 1j * rng.standard_normal((n, 3, size))) / np.maximum(abs(f), 1 / size)
+    prof = np.fft.ifft(spec * np.exp(-2 * np.pi**2 * 0.5**2 * f**2)).real
+    prof = 0.5 + 0.1 * prof / prof.std(axis=-1, keepdims=True)
+    return torch.from_numpy(np.repeat(prof[..., None], size, axis=-1)).clamp(0, 1).float()
+
+
+@pytest.mark.filterwarnings("ignore:checkerboard score. the gradient-energy maps:UserWarning")  # flat, on purpose
+@pytest.mark.parametrize("kind", ["(-1)^y stripes", "(-1)^x stripes", "(-1)^(x+y) checkerboard"])
+def test_amplitude_reads_stripes_and_checkerboards_alike(kind):
+    """checkerboard_amp is the RMS amplitude of the whole pattern at the Nyquist bins. A +-2-level square
+    wave has RMS 2 levels, whichever Nyquist bin it sits on; it adds its power to the images' own Nyquist
+    content, so the pattern's share is sqrt(amp^2 - amp_clean^2). On these edge images (and on CIFAR-10)
+    the old strip background read the (-1)^y stripes as 0."""
+    x = _horizontal_edges(64, 32, seed=0)
+    y, xx = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    pattern = {"(-1)^y stripes": (-1.0) ** y, "(-1)^x stripes": (-1.0) ** xx,
+               "(-1)^(x+y) checkerboard": (-1.0) ** (xx + y)}[kind]
+    assert np.sqrt(np.mean((2 * pattern) ** 2)) == 2.0  # the hand value: a +-2 square wave
+    clean = checkerboard_score(x, scale=8)["checkerboard_amp"]
+    amp = checkerboard_score(x + torch.from_numpy(2 / 255 * pattern).float(), scale=8)["checkerboard_amp"]
+    assert np.sqrt(amp**2 - clean**2) == pytest.approx(2.0, rel=0.05), (amp, clean)
+    # on a flat grey image nothing else is at the Nyquist bins: exactly 2
+    flat = checkerboard_score(torch.full((2, 3, 32, 32), 0.5) + torch.from_numpy(2 / 255 * pattern).float(), scale=8)
+    assert flat["checkerboard_amp"] == pytest.approx(2.0, rel=1e-3)
+
+
+def test_period_four_pattern_only_on_the_grid(natural):
+    """At s=4 and 64 px the grid has period 4: a period-4 pattern is caught there, not at Nyquist.
+    (It sits at a quarter of the sampling rate, where 1/f images have 4x the power of the corner.)"""
+    base = checkerboard_score(natural, scale=4)
+    r = checkerboard_score(natural + 12 / 255 * torch.cos(torch.arange(64) * torch.pi / 2), scale=4)
+    assert r["checkerboard_grid_period"] == 4
+    assert r["checkerboard_grid_max_db"] - base["checkerboard_grid_max_db"] > 8
+    assert r["checkerboard_db"] == pytest.approx(base["checkerboard_db"], abs=0.5)
+
+
+def _edges(h: int, w: int) -> dict[str, torch.Tensor]:
+    i, j = torch.arange(h)[:, None].float(), torch.arange(w)[None, :].float()
+    return {
+        "horizontal edge": 0.3 * (i >= h // 2).float().expand(h, w),
+        "vertical edge": 0.3 * (j >= w // 2).float().expand(h, w),
+        "diagonal edge": 0.3 * (i > j).float(),
+        "ramp": 0.3 * (j / w).expand(h, w),
+        "vertical ramp": 0.3 * (i / h).expand(h, w),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_edges(64, 64)))
+def test_edges_and_ramps_do_not_raise_the_score(natural, kind):
+    base = checkerboard_score(natural, scale=2)
+    # the edge lifts the images up to 1.3: declare that range (the dB scores do not depend on it)
+    r = checkerboard_score(natural + _edges(64, 64)[kind], scale=2, value_range=(0.0, 1.3))
+    assert r["checkerboard_db"] - base["checkerboard_db"] < 2
+    assert r["checkerboard_grid_max_db"] - base["checkerboard_grid_max_db"] < 2
+
+
+def test_nearest_blockiness_is_not_a_checkerboard():
+    """Nearest x2 upsampling makes 2x2 blocks: blockiness fires, the checkerboard does not."""
+    x = F.interpolate(one_over_f_images(16, 3, 32, seed=5).float() / 255, scale_factor=2, mode="nearest")
+    r = checkerboard_score(x, scale=2)
+    assert r["blockiness_db"] > 10
+    assert r["checkerboard_db"] < 2
+
+
+def test_uint8_and_float_agree(natural):
+    u = (natural * 255).round().to(torch.uint8)
+    a, b = checkerboard_score(u), checkerboard_score(u.float() / 255)
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-4)
+
+
+def test_too_small_and_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="at least"):
+        checkerboard_score(torch.rand(2, 3, 10, 10))
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        checkerboard_score(torch.rand(3, 32, 32))
+    with pytest.raises(TypeError):
+        checkerboard_score(torch.zeros(1, 1, 32, 32, dtype=torch.int32))
+
+
+# ---- bad or degenerate input: a clear error or NaN with a warning, never a clean-looking number ---
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_values_are_rejected_with_a_count(natural, bad):
+    x = natural.clone()
+    x[1, 2, 10, 20] = x[3, 0, 5, 5] = bad
+    with pytest.raises(ValueError, match=r"^checkerboard score: 2 of 196608 values in the images are not finite"):
+        checkerboard_score(x)
+    with pytest.raises(ValueError, match=r"2 of 196608 values in the reference images \(real=True\) are not finite"):
+        checkerboard_score(natural, ref=x)
+
+
+def test_empty_batch_is_rejected():
+    with pytest.raises(ValueError, match="empty batch of images, shape \\(0, 3, 32, 32\\)"):
+        checkerboard_score(torch.zeros(0, 3, 32, 32))
+    m = CheckerboardScore(scale=2)
+    with pytest.raises(ValueError, match="empty batch of reference images"):
+        m.update(torch.zeros(0, 3, 32, 32, dtype=torch.uint8), real=True)
+
+
+def _nan_keys(r: dict) -> set[str]:
+    return {k for k, v in r.items() if np.isnan(v)}
+
+
+@pytest.mark.parametrize("level", [0.0, 0.7, 1.0])
+def test_constant_images_give_nan_and_a_warning(natural, level):
+    """A collapsed generator's constant images have no spectrum to compare: not the 0 dB of a clean set."""
+    flat = torch.full((4, 3, 32, 32), level)
+    with pytest.warns(UserWarning, match="images are constant .*no variance"):
+        r = checkerboard_score(flat, scale=8)
+    assert _nan_keys(r) == KEYS - {"checkerboard_grid_period"}
+    assert r["checkerboard_grid_period"] == 2
+    m = CheckerboardScore(scale=8)  # the Metric, fed in chunks, uint8
+    for chunk in (flat * 255).round().to(torch.uint8).split(2):
+        m.update(chunk)
+    m.update(one_over_f_images(4, 3, 32, seed=1), real=True)
+    with pytest.warns(UserWarning, match="constant"):
+        out = {k: v.item() for k, v in m.compute().items()}
+    assert _nan_keys(out) == KEYS - {"checkerboard_grid_period"} | {"spectral_hf_gap_db"}
+    assert np.isfinite(out["checkerboard_db_ref"])  # the reference set is fine
+
+
+def test_constant_reference_gives_nan_reference_scores(natural):
+    with pytest.warns(UserWarning, match="reference images are constant"):
+        r = checkerboard_score(natural, ref=torch.full((2, 3, 64, 64), 0.5))
+    assert _nan_keys(r) == {"checkerboard_db_ref", "spectral_hf_gap_db"}
+
+
+def test_a_few_constant_images_in_a_set_do_not_make_it_nan(natural):
+    """The rule reads the pooled set: constant images add no power, so the dB scores stay as they are."""
+    x = torch.cat([natural + 5 / 255 * checker(64, 64), torch.full((4, 3, 64, 64), 0.5)])
+    r = checkerboard_score(x)
+    assert not _nan_keys(r) and r["checkerboard_db"] > 10
+
+
+def test_values_outside_the_declared_range_are_rejected(natural):
+    """checkerboard_amp is in 8-bit levels of the declared range: a [-1, 1] or 0..255 float batch read
+    as [0, 1] would be off by 2x or 255x, so it is an error, with the range to pass."""
+    x = natural + 5 / 255 * checker(64, 64)
+    with pytest.raises(ValueError, match=r"span \[-1.04, 1.04\], outside value_range \(0, 1\).*=\(-1, 1\)"):
+        checkerboard_score(x * 2 - 1)
+    with pytest.raises(ValueError, match=r"outside value_range \(0, 1\).*uint8 or value_range=\(0, 255\)"):
+        checkerboard_score(x * 255)
+    with pytest.raises(ValueError, match=r"reference images \(real=True\) span"):
+        checkerboard_score(x, ref=natural * 2 - 1)
+    with pytest.raises(ValueError, match="lo < hi"):
+        CheckerboardScore(value_range=(1.0, 0.0))
+    # declared, the same images give the same scores; amp in 8-bit levels of the declared range
+    want = checkerboard_score(x)
+    for lo, hi in ((-1.0, 1.0), (0.0, 255.0)):
+        got = checkerboard_score(lo + (hi - lo) * x, value_range=(lo, hi))
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-3), (lo, hi, k)
+    assert want["checkerboard_amp"] == pytest.approx(5.0, rel=0.2)
+
+
+# ---- the Metric ----------------------------------------------------------------------------------
+
+def test_metric_is_batch_split_invariant():
+    a = one_over_f_images(5, 3, 48, seed=1).float() / 255 + 3 / 255 * checker(48, 48)
+    b = one_over_f_images(7, 3, 48, seed=2).float() / 255
+    r1, r2 = one_over_f_images(4, 3, 48, seed=7), one_over_f_images(3, 3, 48, seed=8)
+    split, whole = CheckerboardScore(scale=2), CheckerboardScore(scale=2)
+    split.update(a)
+    split.update(r1, real=True)
+    split.update(b)
+    split.update(r2, real=True)
+    whole.update(torch.cat([a, b]))
+    whole.update(torch.cat([r1, r2]), real=True)
+    s, w = split.compute(), whole.compute()
+    assert set(s) == KEYS | {"checkerboard_db_ref", "spectral_hf_gap_db"}
+    for k in s:
+        assert s[k].item() == pytest.approx(w[k].item(), abs=1e-4), k
+    assert w["checkerboard_db"].item() == pytest.approx(checkerboard_score(torch.cat([a, b]))["checkerboard_db"],
+                                                        abs=1e-4)
+
+
+def test_metric_forward_reset_and_empty():
+    m = CheckerboardScore(scale=2)
+    with pytest.raises(RuntimeError, match="no"), pytest.warns(UserWarning, match="before the ``update``"):
+        m.compute()
+    x = one_over_f_images(4, 3, 32, seed=1)
+    batch = m(x)  # forward: this batch's value, and the running state keeps it
+    assert batch["checkerboard_db"].item() == pytest.approx(checkerboard_score(x)["checkerboard_db"], abs=1e-4)
+    assert m.count.item() == 12
+    with pytest.raises(ValueError, match="share a size"):
+        m.update(one_over_f_images(2, 3, 48, seed=1))
+    m.reset()
+    assert m.count.item() == 0
+
+
+def test_reference_outputs_and_hf_gap():
+    real = one_over_f_images(16, 3, 64, seed=11).float() / 255
+    same = one_over_f_images(16, 3, 64, seed=12).float() / 255
+    r = checkerboard_score(same, ref=real)
+    assert abs(r["spectral_hf_gap_db"]) < 1
+    assert abs(r["checkerboard_db_ref"]) < 2
+    blurred = F.avg_pool2d(F.pad(same, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    assert checkerboard_score(blurred, ref=real)["spectral_hf_gap_db"] < -3
+    noisy = same + 24 / 255 * torch.randn(same.shape, generator=torch.Generator().manual_seed(0))
+    # the noise leaves [0, 1] by up to 0.44; a wider declared range maps both sets alike: same dB gap
+    assert checkerboard_score(noisy, ref=real, value_range=(-0.5, 1.5))["spectral_hf_gap_db"] > 2
+    cb = checkerboard_score(same + 5 / 255 * checker(64, 64), ref=real)
+    assert cb["checkerboard_db"] - cb["checkerboard_db_ref"] > 10
+
+
+@pytest.mark.parametrize("side,scale", [(112, 16), (64, 8), (33, 2), (16, 2), (12, 2)])
+def test_gradient_spectrum_of_the_window_equals_the_cropped_whole_map(side, scale):
+    # batch_power_sums differentiates only the analysed window when it can; the numbers must be those
+    # of the whole image's gradient map cropped to the window
+    from upsample_zoo.metrics.checkerboard import analysis_size, batch_power_sums, gradient_energy
+
+    def _power_sum(maps):
+        return power_spectrum(maps).sum(dim=(0, 1))
+
+    x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
+    c, hh, ww = analysis_size(side, side, scale)
+    _, grad, n = batch_power_sums(x, scale)
+    whole = gradient_energy(x)
+    if c + hh < side:
+        expected = _power_sum(whole[..., c:c + hh, c:c + ww])
+    else:  # no room for the extra row: the map's missing last row/column is zero-padded
+        expected = _power_sum(F.pad(whole[..., :hh, :ww], (0, ww - whole.shape[-1], 0, hh - whole.shape[-2])))
+    assert n == 10
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6 * float(expected.max()))
+
+
+def test_one_batched_update_equals_updates_image_by_image():
+    """The segmentation task scores a batch's windows in one update (one check, one FFT call); the metric keeps
+    rfft2 half-planes and mirrors them when read. Same numbers as one image at a time, to float32 rounding."""
+    x = torch.rand(5, 4, 40, 40, generator=torch.Generator().manual_seed(7))
+    one, each = CheckerboardScore(scale=4), CheckerboardScore(scale=4)
+    one.update(x)
+    for image in x:
+        each.update(image[None])
+    torch.testing.assert_close(one.mean_power(), each.mean_power(), rtol=1e-5, atol=0)
+    a, b = one.compute(), each.compute()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert abs(float(a[k]) - float(b[k])) <= 1e-4 * max(1.0, abs(float(b[k]))), k
+    # the mirrored half-plane is the full spectrum: P(-k) = P(k) of the windowed, mean-free image
+    c, hh, ww = analysis_size(40, 40, 4)
+    win = hann_window_2d(hh, ww)
+    crop = x[..., c:c + hh, c:c + ww]
+    full = torch.fft.fft2((crop - crop.mean((-2, -1), keepdim=True)) * win).abs().square().mean((0, 1))
+    torch.testing.assert_close(one.mean_power(), full / win.square().sum(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("side", [112, 45])
+def test_class_map_power_sums_equal_the_float64_definition_bin_by_bin(side):
+    """The spectra the segmentation task accumulates (softmax maps of 21 classes, a batch of windows, the
+    image and its gradient-energy map in one buffer) equal the float64 numpy definition to 1e-5 relative in
+    every bin: summing |X|^2 over batch and channels before adding re^2 and im^2 changes float32 rounding
+    only (measured: at most 7e-7)."""
+    from upsample_zoo.metrics.checkerboard import batch_power_sums
+
+    x = torch.randn(3, 21, side, side, generator=torch.Generator().manual_seed(side)).mul(3).softmax(1)
+    power, grad, n = batch_power_sums(x, 2)
+    c, hh, ww = analysis_size(side, side, 2)
+    xn = x.double().numpy()
+    gn = np.abs(np.diff(xn, axis=-1))[..., :-1, :] + np.abs(np.diff(xn, axis=-2))[..., :, :-1]
+    assert n == 63
+    np.testing.assert_allclose(power.double().numpy(), _np_spectrum(xn[..., c:c + hh, c:c + ww]) * n, rtol=1e-5)
+    np.testing.assert_allclose(grad.double().numpy(), _np_spectrum(gn[..., c:c + hh, c:c + ww]) * n, rtol=1e-5)
+
+
+def test_the_metrics_batched_half_plane_is_the_power_spectrum_summed():
+    """One definition of P: the checkerboard's batched half-plane sums mirror to power_spectrum's P summed over
+    batch and channels."""
+    from upsample_zoo.metrics.checkerboard import full_spectrum
+
+    x = torch.rand(3, 4, 24, 30, generator=torch.Generator().manual_seed(5))
+    half = half_power_sums(x[None].clone())[0]
+    torch.testing.assert_close(full_spectrum(half, 30), power_spectrum(x).sum(dim=(0, 1)), rtol=1e-5, atol=1e-6)
+
+
+def test_logits_with_softmax_dim_score_as_their_class_probabilities():
+    """update(logits, softmax_dim=1) takes the softmax on the pixels the score reads only: per pixel over the
+    classes, so it commutes with the crop, and the sums equal those of the full softmax maps (to float32
+    rounding: the vectorised exp may round a strided and a contiguous row differently in the last bit)."""
+    logits = 3 * torch.randn(3, 21, 112, 112, generator=torch.Generator().manual_seed(1))
+    full, cropped = CheckerboardScore(scale=16), CheckerboardScore(scale=16)
+    full.update(logits.softmax(1))
+    cropped.update(logits, softmax_dim=1)
+    torch.testing.assert_close(cropped.power_sum, full.power_sum, rtol=1e-5, atol=0)
+    torch.testing.assert_close(cropped.grad_sum, full.grad_sum, rtol=1e-5, atol=0)
+    a, b = full.compute(), cropped.compute()
+    assert {k: float(v) for k, v in b.items()} == pytest.approx({k: float(v) for k, v in a.items()}, rel=1e-5, abs=1e-6)
+    logits[1, 4, 50, 60] = float("nan")  # inside the read window: one NaN logit spoils that pixel's classes
+    with pytest.raises(ValueError, match="not finite"):
+        CheckerboardScore(scale=16).update(logits, softmax_dim=1)
