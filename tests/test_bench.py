@@ -396,7 +396,7 @@ def _full_result() -> report.BenchResult:
         overhead={"segmentation": ov, "gan": measure.Failed("RuntimeError: no")},
         data=bench_data.Data({"segmentation/synthetic": row, "gan/synthetic": bench_data.LoaderFailed("c", "e")}),
         fid=fid.Fid(8, 1e-6, True, s, s, r, r, 5.7, 10.0, 0.1, ideas=ideas, cache=cache),
-        checkerboard={"segmentation": checkerboard.TestEpochCost(8, s, s, r),
+        checkerboard={"segmentation": checkerboard.TestEpochCost("voc_synthetic", 8, s, s, r),
                       "gan": checkerboard.ComposedCost(16, 16, 0.1, 0.2, 1.0, 1.3, {"median": 0.08})},
         scaling=scaling.Scaling("U-Net", 2, 100, "AdamW", s, [scaling.Point(2, 64, s)],
                                 [scaling.Point(2, 48, s, 0.1, 0.2, 0.3), scaling.Point(2, 96, s, 0.1, 0.2, 0.3)],
@@ -436,7 +436,7 @@ BENCH_JSON_KEYS = {
     "fid.cache.first": "total_s build_s real_stats_s fake_s compute_s cached fid",
     "fid.cache.projected": "n_real n_fake first_s second_s ratio",
     "checkerboard": "segmentation gan",
-    "checkerboard.segmentation": "images test_epoch_s checkerboard_s fraction how",
+    "checkerboard.segmentation": "data images test_epoch_s checkerboard_s fraction how",
     "checkerboard.gan": "n_fake n_real checkerboard_s sampling_s fid_extraction_s test_epoch_s fraction how",
     "scaling": "model batch params optimizer optimizer_step_s by_images by_side exponent_images exponent_side "
                "exponent_side_without_optimizer",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from upsample_zoo.bench.data import build_datamodule
+from upsample_zoo.bench.data import build_datamodule, data_set
 from upsample_zoo.bench.fid_speed import fid_images
 from upsample_zoo.bench.measure import (
     Accumulator,
@@ -35,6 +35,7 @@ COMPOSED_HOW = ("composed: checkerboard and sampling measured (best of 2); FID e
 
 @dataclass
 class TestEpochCost:
+    data: str
     images: int
     test_epoch_s: Summary
     checkerboard_s: Summary
@@ -57,16 +58,22 @@ class ComposedCost:
 Checkerboard = dict  # task -> TestEpochCost | ComposedCost | Failed
 
 
-def measured(task: str) -> bool:
-    return declared(task).bench.checkerboard is not None
+def rows(task: str) -> list[tuple[str, str]]:
+    """(row key, data kind) of the task's rows: the task itself on its synthetic data, then ``task/kind``."""
+    facts = declared(task).bench
+    if facts.checkerboard is None:
+        return []
+    kinds = facts.checkerboard_data if facts.checkerboard == "test_epoch" else ("synthetic",)
+    return [(task if kind == "synthetic" else f"{task}/{kind}", kind) for kind in kinds]
 
 
-def run(task: str, s: Settings, device: torch.device, work: Path, workload: Callable[[str], Workload],
+def run(task: str, kind: str, s: Settings, device: torch.device, work: Path, workload: Callable[[str], Workload],
         fid_img_s: float | None) -> TestEpochCost | ComposedCost:
-    """The task's row, the way it declares: a real test epoch, or one composed of measured parts."""
+    """One row of the task, the way it declares: a real test epoch on its ``kind`` of data, or one composed
+    of measured parts."""
     how = declared(task).bench.checkerboard
     if how == "test_epoch":
-        return run_test_epoch(task, s, device, work)
+        return run_test_epoch(task, kind, s, device, work)
     if how == "composed":
         return run_composed(workload(task), fid_img_s, device)
     raise ValueError(f"task {task}: unknown checkerboard measurement {how!r} (test_epoch | composed)")
@@ -112,13 +119,13 @@ def _epoch_timer(device: torch.device):
     return EpochTimer()
 
 
-def run_test_epoch(task_name: str, s: Settings, device: torch.device, work: Path) -> TestEpochCost:
-    """A real test epoch (trainer.test on the task's synthetic data's val split), with the checkerboard score's
+def run_test_epoch(task_name: str, kind: str, s: Settings, device: torch.device, work: Path) -> TestEpochCost:
+    """A real test epoch (trainer.test on the val split of the task's ``kind`` of data), with the checkerboard score's
     own work (``score_checkerboard``: crop, softmax, spectra; and compute) timed inside it. Figures off: a
     conservative fraction."""
     from upsample_zoo.models.build import build_model
 
-    dm, cfg = build_datamodule(task_name, "synthetic", s, work)
+    dm, cfg = build_datamodule(task_name, kind, s, work)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     epochs, cb_times = [], []
@@ -132,8 +139,8 @@ def run_test_epoch(task_name: str, s: Settings, device: torch.device, work: Path
         cb_times.append(spent.seconds)
     epochs, cb_times = epochs[1:], cb_times[1:]  # the first epoch warms up
     frac = ratio_summary(cb_times, epochs)
-    log(f"checkerboard ({task_name}): {frac['median'] * 100:.2f}% of the test epoch")
-    return TestEpochCost(images=len(dm.val_set), test_epoch_s=summarize(epochs),
+    log(f"checkerboard ({task_name}, {kind}): {frac['median'] * 100:.2f}% of the test epoch")
+    return TestEpochCost(data=data_set(task_name, kind).label, images=len(dm.val_set), test_epoch_s=summarize(epochs),
                             checkerboard_s=summarize(cb_times), fraction=frac)
 
 
@@ -174,6 +181,10 @@ def _median(v: Summary | float | None) -> float | None:
     return v.get("median") if isinstance(v, dict) else v
 
 
+def _on(r: TestEpochCost | ComposedCost) -> str:
+    return f"; {r.images} images of {r.data}" if isinstance(r, TestEpochCost) else ""
+
+
 def render(cb: Checkerboard) -> list[str]:
     lines = ["## 5. Checkerboard metric: cost as a fraction of the test epoch (target < 1%)\n",
              "| task | checkerboard s | test epoch s | fraction | how |", "|---|---:|---:|---:|---|"]
@@ -182,6 +193,6 @@ def render(cb: Checkerboard) -> list[str]:
             lines.append(f"| {task} | error: {r.error} | | | |")
             continue
         lines.append(f"| {task} | {fmt(_median(r.checkerboard_s))} | {fmt(_median(r.test_epoch_s))} | "
-                     f"{percent(_median(r.fraction))} | {r.how} |")
+                     f"{percent(_median(r.fraction))} | {r.how}{_on(r)} |")
     lines.append("")
     return lines

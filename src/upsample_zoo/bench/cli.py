@@ -117,8 +117,9 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
         res.fid = run.section("fid", lambda: fid_speed.run(s, device, peak, work, default_cache_dir()))
     if "checkerboard" in sections:
         fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid_speed.Fid) else None
-        res.checkerboard = {task: run.section(f"checkerboard/{task}", lambda task=task: checkerboard.run(
-            task, s, device, work, run.workload, fid_img_s)) for task in TASKS if checkerboard.measured(task)}
+        res.checkerboard = {key: run.section(f"checkerboard/{key}", lambda task=task, kind=kind: checkerboard.run(
+            task, kind, s, device, work, run.workload, fid_img_s)) for task in TASKS
+            for key, kind in checkerboard.rows(task)}
     if "scaling" in sections:
         res.scaling = run.section("scaling", lambda: scaling.run(s, device, work))
     if "sweep" in sections:

@@ -38,6 +38,7 @@ class BenchFacts:
     quick_threads: bool = True  # the quick bench compares threads on it too (row 2)
     data: dict[str, BenchData] = field(default_factory=dict)  # kind (synthetic | image_folder) -> data set
     checkerboard: str | None = None  # test_epoch | composed | None (not measured)
+    checkerboard_data: tuple[str, ...] = ("synthetic",)  # test_epoch: the data sets (kinds) it is measured on
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,10 @@ SEGMENTATION = TaskDeclaration(
                                       "data.num_val={val_images}"), images=(400, 32)),
               "image_folder": BenchData("VOC-layout folder at VOC size (500x375 JPEG+PNG)",
                                         ("data=voc_synthetic", "data.root={root}", "data.num_train={images}",
-                                         "data.num_val=2", "data.height=375", "data.width=500"),
+                                         "data.num_val={val_images}", "data.height=375", "data.width=500"),
                                         images=(48, 12))},
-        quick_overrides=("data.batch_size=2",), quick_threads=False, checkerboard="test_epoch"),
+        quick_overrides=("data.batch_size=2",), quick_threads=False, checkerboard="test_epoch",
+        checkerboard_data=("synthetic", "image_folder")),
 )
 # the GAN's real-vs-real floors (tasks/gan.py): the same value in every run of a sweep
 GAN = TaskDeclaration(
