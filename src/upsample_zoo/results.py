@@ -4,8 +4,8 @@ bench read runs through ``RunResult.read``.
 
 Schema 1, in the file's order: what the run is (task, upsampler, data, seed, tags), its numbers (metrics,
 cost), how they were made (protocol, the resolved config, versions, git revision), where (run_dir, pid,
-resumed_from), then what a run adds as it goes (torch_threads, config_hash, world_size, dataset, spectrum,
-declared, error) and what ``upsample-zoo rescore`` adds (previous_metrics, rescored). A field that is None is
+resumed_from), then what a run adds as it goes (torch_threads, config_hash, world_size, machine, dataset,
+spectrum, declared, error) and what ``upsample-zoo rescore`` adds (previous_metrics, rescored). A field that is None is
 left out of the file unless it is one of the first sixteen. Keys this version does not know (a newer
 writer's) are kept in ``extra`` and written back as they were.
 """
@@ -48,6 +48,7 @@ class RunResult:
     torch_threads: int | None = _later()
     config_hash: str | None = _later()
     world_size: int | None = _later()
+    machine: dict[str, Any] | None = _later()  # cpu, cpus_usable, gpu (upsample_zoo.machine)
     dataset: Any = _later()
     spectrum: dict[str, Any] | None = _later()
     declared: dict[str, Any] | None = _later()  # the task's declaration (tasks/declarations.py)

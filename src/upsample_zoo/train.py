@@ -254,15 +254,16 @@ def new_results(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> RunRes
 
 
 def resolved(cfg: DictConfig, record: RunResult) -> RunResult:
-    """The record with the resolved config, its hash and the thread count (CPU results are bit-identical
-    only at the same thread count: it sets the float summation order)."""
+    """The record with the resolved config, its hash, the machine and the thread count (CPU results are
+    bit-identical only at the same thread count: it sets the float summation order)."""
     import torch
 
+    from upsample_zoo.machine import describe_machine
     from upsample_zoo.sweep_resume import config_hash
 
     config = OmegaConf.to_container(cfg, resolve=True)
     return dataclasses.replace(record, torch_threads=torch.get_num_threads(), config=config,
-                               config_hash=config_hash(config))
+                               config_hash=config_hash(config), machine=describe_machine())
 
 
 def train_and_test(cfg: DictConfig, record: RunResult, ckpt_path: str | None) -> RunResult:

@@ -7,30 +7,13 @@ import math
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from upsample_zoo.bench.measure import Summary, summarize, time_calls
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from upsample_zoo.machine import cpu_model, usable_cpus
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
