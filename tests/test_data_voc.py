@@ -140,3 +140,25 @@ def test_num_classes_mismatch_is_a_config_error(synth):
     with pytest.raises(ConfigError, match="data.num_classes=21"):
         VOCDataModule(root=str(synth), keep_classes=["cat"], num_classes=21)
     assert len(VOC_CLASSES) == 21
+
+
+def test_data_modules_declare_their_extras_as_protocols():
+    """train.py and the tasks ask the data modules' Protocols (data/extras.py), not hasattr: each module offers
+    exactly what it implements."""
+    from upsample_zoo.data import (
+        CIFAR10DataModule,
+        ImageFolderDataModule,
+        SyntheticImageDataModule,
+        SyntheticVOCDataModule,
+        VOCDataModule,
+    )
+    from upsample_zoo.data.extras import CachesEncoderFeatures, Describes, HasReferenceImages
+
+    def offers(cls):
+        dm = cls.__new__(cls)  # no data needed: the Protocols read the methods
+        return {p.__name__ for p in (Describes, HasReferenceImages, CachesEncoderFeatures) if isinstance(dm, p)}
+
+    assert offers(VOCDataModule) == offers(SyntheticVOCDataModule) == {"Describes", "CachesEncoderFeatures"}
+    for cls in (CIFAR10DataModule, ImageFolderDataModule, SyntheticImageDataModule):
+        assert offers(cls) == {"Describes", "HasReferenceImages"}, cls.__name__
+    assert not isinstance(object(), Describes)

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from upsample_zoo import __version__, errors
 from upsample_zoo.atomic import atomic_write_text
+from upsample_zoo.data.extras import CachesEncoderFeatures, Describes
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.results import RunResult
 from upsample_zoo.zoo import config_dir
@@ -149,7 +150,7 @@ def build(cfg: DictConfig, extra_callbacks: tuple = ()) -> dict[str, Any]:
     model = build_model(cfg)
     check_model_upsamplers(model, _upsampler_name(cfg, _choices()))
     datamodule = instantiate(cfg.data)
-    if getattr(getattr(model, "encoder", None), "cache", False) and hasattr(datamodule, "use_encoder_cache"):
+    if getattr(getattr(model, "encoder", None), "cache", False) and isinstance(datamodule, CachesEncoderFeatures):
         datamodule.use_encoder_cache(model.encoder, cfg.paths.cache_dir)  # a frozen encoder runs once per image
     data_classes = getattr(datamodule, "num_classes", None)
     model_classes = getattr(model, "num_classes", None)
@@ -198,7 +199,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], ckpt_path: str | None =
     }
     extra = {
         "protocol": task.protocol() if hasattr(task, "protocol") else {},
-        "dataset": dm.describe() if hasattr(dm, "describe") else {},
+        "dataset": dm.describe() if isinstance(dm, Describes) else {},
         "spectrum": task.spectrum() if hasattr(task, "spectrum") else None,
         "declared": task.declaration.record() if hasattr(task, "declaration") else None,  # tasks/declarations.py
     }

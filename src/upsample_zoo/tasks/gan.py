@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from upsample_zoo.conversions import to_uint8
+from upsample_zoo.data.extras import HasReferenceImages
 from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
@@ -179,7 +180,7 @@ class GANTask(GeneratorSampling, ZooTask):
         from upsample_zoo.metrics.fid_weights import resolve_fid_weights
 
         resolve_fid_weights(self._cache_dir(), self.hparams.fid_weights_path)
-        if hasattr(datamodule, "floor_set"):
+        if isinstance(datamodule, HasReferenceImages):
             datamodule.floor_set(self.hparams.num_fake)
 
     def _cache_dir(self):
@@ -305,7 +306,7 @@ class GANTask(GeneratorSampling, ZooTask):
         from upsample_zoo.metrics.fid import cached_real_stats, frechet_distance, set_real_stats
 
         dm = self._datamodule()
-        if not hasattr(dm, "floor_set"):
+        if not isinstance(dm, HasReferenceImages):
             return
         floor = dm.floor_set(n)
         scored = len(floor) if len(floor) >= 2 else 0
