@@ -98,3 +98,11 @@ def test_the_report_and_the_bench_know_no_task_by_name():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if re.search(r"""["'](segmentation|gan)["']""", line)]
     assert not named
+
+
+def test_every_markdown_table_is_drawn_by_the_table_model():
+    """One home for markdown tables (report/table_model.py): the report, the bench's rows and the probe build a
+    Table; nothing else writes a table's separator line by hand."""
+    drawn = [f"{p.relative_to(SRC)}:{i}" for p in MODULES if p.name != "table_model.py"
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if re.search(r"""["']\|-{3}""", line)]
+    assert not drawn

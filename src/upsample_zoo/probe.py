@@ -36,6 +36,7 @@ from torch import nn
 
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import checkerboard_score
+from upsample_zoo.report.table_model import Cell, Row, Table, md_plain, md_table
 from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import config_dir, list_upsamplers
 
@@ -206,9 +207,7 @@ def render_markdown(result: ProbeResult) -> str:
          "*decoder*: 4x4 uniform noise images, three x2 stages (3-8-8-3 ch, ReLU), 32x32, s=8. Outputs "
          "standardised per channel and quantised to 8 bits. dB values are comparable only at equal image size."),
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
+        *md_table(Table(list(HEADERS), [Row([Cell(c) for c in r]) for r in rows]), md_plain)[:-1],
     ]
     if result.skipped:
         lines += ["", "Skipped:", *(f"- `{k}`: {v}" for k, v in result.skipped.items())]

@@ -27,6 +27,7 @@ from upsample_zoo.bench.measure import (
 )
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import Workload, bare_trainer, quiet_lightning
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 from upsample_zoo.tasks.declarations import declared
 
 COMPOSED_HOW = ("composed: checkerboard and sampling measured (best of 2); FID extraction = n_fake / the "
@@ -186,13 +187,12 @@ def _on(r: TestEpochCost | ComposedCost) -> str:
 
 
 def render(cb: Checkerboard) -> list[str]:
-    lines = ["## 5. Checkerboard metric: cost as a fraction of the test epoch (target < 1%)\n",
-             "| task | checkerboard s | test epoch s | fraction | how |", "|---|---:|---:|---:|---|"]
+    table = Table(["task", "checkerboard s", "test epoch s", "fraction", "how"], align="lrrrl")
     for task, r in cb.items():
         if isinstance(r, Failed):
-            lines.append(f"| {task} | error: {r.error} | | | |")
+            table.add(task, f"error: {r.error}", "", "", "")
             continue
-        lines.append(f"| {task} | {fmt(_median(r.checkerboard_s))} | {fmt(_median(r.test_epoch_s))} | "
-                     f"{percent(_median(r.fraction))} | {r.how}{_on(r)} |")
-    lines.append("")
-    return lines
+        table.add(task, fmt(_median(r.checkerboard_s)), fmt(_median(r.test_epoch_s)), percent(_median(r.fraction)),
+                  f"{r.how}{_on(r)}")
+    return ["## 5. Checkerboard metric: cost as a fraction of the test epoch (target < 1%)\n",
+            *md_table(table, md_plain)]

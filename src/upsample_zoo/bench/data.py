@@ -13,6 +13,7 @@ from upsample_zoo.bench.measure import Summary, fmt, fmt_spread, log, summarize
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import compose_config, workload_overrides
 from upsample_zoo.errors import one_line
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 from upsample_zoo.tasks.declarations import DECLARED, BenchData, declared
 
 
@@ -131,15 +132,14 @@ def run(s: Settings, work: Path, consumption: dict[str, float]) -> Data:
 def render(data: Data) -> list[str]:
     lines = ["## 3. Data pipeline: train-loader throughput ÷ training-step consumption\n",
              "Loader alone, steady state (after the first batch) over whole epochs; consumption = the plain loop's "
-             "img/s of row 2 at the same batch size. Target ≥ 3.\n",
-             "| task | data | workers | batch | loader img/s | cold img/s | training img/s | ratio |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "img/s of row 2 at the same batch size. Target ≥ 3.\n"]
+    table = Table(["task", "data", "workers", "batch", "loader img/s", "cold img/s", "training img/s", "ratio"],
+                  numeric_from=2)
     for key, r in data.rows.items():
         task = key.split("/")[0]
         if isinstance(r, LoaderFailed):
-            lines.append(f"| {task} | {r.data} | error: {r.error} | | | | | |")
+            table.add(task, r.data, f"error: {r.error}", "", "", "", "", "")
             continue
-        lines.append(f"| {task} | {r.data} | {r.num_workers} | {r.batch_size} | {fmt_spread(r.steady_img_s)} | "
-                     f"{fmt_spread(r.cold_img_s)} | {fmt(r.train_img_s)} | {fmt(r.ratio)} |")
-    lines.append("")
-    return lines
+        table.add(task, r.data, r.num_workers, r.batch_size, fmt_spread(r.steady_img_s), fmt_spread(r.cold_img_s),
+                  fmt(r.train_img_s), fmt(r.ratio))
+    return lines + md_table(table, md_plain)

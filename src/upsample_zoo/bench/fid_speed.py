@@ -32,6 +32,7 @@ from upsample_zoo.bench.measure import (
 )
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 
 PROJECT_PATH = ("build_fid_metric: BatchNorm folded into the convs, channels_last weights; "
                 "update() under torch.inference_mode (compute_fid, the real-stats pass, Lightning test)")
@@ -283,36 +284,37 @@ def fid_cache_ratio(s: Settings, device: torch.device, work: Path, cache_dir: Pa
                                                      second_s=proj_second, ratio=proj_second / proj_first))
 
 
-def _cache_lines(c: FidCache) -> list[str]:
+def _add_cache_rows(table: Table, c: FidCache) -> None:
     pr = c.projected
-    return [f"| second FID run (real stats cached) ÷ first | {fmt(c.ratio)} | n_real = n_fake = "
-            f"{c.n_real}: {fmt(c.second_s)} s vs {fmt(c.first_s)} s; of which metric build "
-            f"{fmt(c.first.build_s)} / {fmt(c.second.build_s)} s, real stats "
-            f"{fmt(c.first.real_stats_s)} / {fmt(c.second.real_stats_s)} s, compute() "
-            f"{fmt(c.first.compute_s)} / {fmt(c.second.compute_s)} s |",
-            f"| the same at the config's n_real = n_fake = {pr.n_real} | {fmt(pr.ratio)} | composed "
-            f"from the parts above (extraction linear in images): {fmt(pr.second_s)} s vs "
-            f"{fmt(pr.first_s)} s |"]
+    table.add("second FID run (real stats cached) ÷ first", fmt(c.ratio),
+              f"n_real = n_fake = {c.n_real}: {fmt(c.second_s)} s vs {fmt(c.first_s)} s; of which metric build "
+              f"{fmt(c.first.build_s)} / {fmt(c.second.build_s)} s, real stats {fmt(c.first.real_stats_s)} / "
+              f"{fmt(c.second.real_stats_s)} s, compute() {fmt(c.first.compute_s)} / {fmt(c.second.compute_s)} s")
+    table.add(f"the same at the config's n_real = n_fake = {pr.n_real}", fmt(pr.ratio),
+              f"composed from the parts above (extraction linear in images): {fmt(pr.second_s)} s vs "
+              f"{fmt(pr.first_s)} s")
 
 
 def render(f: Fid | Failed) -> list[str]:
-    lines = ["## 4. FID\n", "| figure | value (spread) | note |", "|---|---:|---|"]
+    table = Table(["figure", "value (spread)", "note"], align="lrl")
     if isinstance(f, Failed):
-        return [*lines, f"| error | | {f.error} |", ""]
-    lines += [f"| project path ÷ torchmetrics default, img/s | **{fmt_spread(f.speedup)}** | batch {f.batch}; "
-              f"{fmt(f.project_img_s['median'])} vs {fmt(f.torchmetrics_img_s['median'])} img/s; CPU-time "
-              f"ratio {fmt(f.speedup_cpu_time['median'])} |",
-              f"| features, max abs difference | {f.features_max_abs_diff:.1e} | same network and images; "
-              f"must be ≤ 1e-4 |"]
+        return ["## 4. FID\n", *md_table(table.add("error", "", f.error), md_plain)]
+    table.add("project path ÷ torchmetrics default, img/s", f"**{fmt_spread(f.speedup)}**",
+              f"batch {f.batch}; {fmt(f.project_img_s['median'])} vs {fmt(f.torchmetrics_img_s['median'])} img/s; "
+              f"CPU-time ratio {fmt(f.speedup_cpu_time['median'])}")
+    table.add("features, max abs difference", f"{f.features_max_abs_diff:.1e}",
+              "same network and images; must be ≤ 1e-4")
     if f.cache:
-        lines += _cache_lines(f.cache)
-    lines += [f"| Inception forward GFLOP/s | {fmt(f.inception_gflops_per_s)} | "
-              f"{fmt(f.inception_gflop_per_image)} GFLOP per image (299x299) |",
-              f"| Inception GFLOP/s ÷ matmul peak | {fmt(f.inception_peak_ratio)} | |"]
+        _add_cache_rows(table, f.cache)
+    table.add("Inception forward GFLOP/s", fmt(f.inception_gflops_per_s),
+              f"{fmt(f.inception_gflop_per_image)} GFLOP per image (299x299)")
+    table.add("Inception GFLOP/s ÷ matmul peak", fmt(f.inception_peak_ratio), "")
+    lines = ["## 4. FID\n", *md_table(table, md_plain)[:-1]]
     if f.ideas:
+        ideas = Table(["variant", "img/s", "÷ default"])
+        for name, r in f.ideas.rows.items():
+            ideas.add(name, fmt_spread(r.img_s), fmt_spread(r.vs_default))
         lines += [f"\nEach idea alone (Inception forward, batch {f.ideas.batch}, {f.ideas.rounds} interleaved "
-                  "rounds), img/s ÷ torchmetrics' default:\n", "| variant | img/s | ÷ default |", "|---|---:|---:|"]
-        lines += [f"| {name} | {fmt_spread(r.img_s)} | {fmt_spread(r.vs_default)} |"
-                  for name, r in f.ideas.rows.items()]
+                  "rounds), img/s ÷ torchmetrics' default:\n", *md_table(ideas, md_plain)[:-1]]
     lines.append("")
     return lines

@@ -23,6 +23,7 @@ from upsample_zoo.bench.measure import (
 )
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import Workload, build_workload, interleaved_fit, plain_block
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 from upsample_zoo.tasks.declarations import declared
 
 
@@ -128,13 +129,12 @@ def _threads_lines(ov: dict[str, Overhead | Failed]) -> list[str]:
     if not thr:
         return []
     lines = ["Threads: the plain training step at torch's default thread count vs 1 thread (interleaved, one "
-             "warm-up and one timed step each); > 1 means one thread is faster on this machine right now.\n",
-             "| task | default threads | ms/step | 1 thread ms/step | 1 thread ÷ default, speed |",
-             "|---|---:|---:|---:|---:|"]
+             "warm-up and one timed step each); > 1 means one thread is faster on this machine right now.\n"]
+    table = Table(["task", "default threads", "ms/step", "1 thread ms/step", "1 thread ÷ default, speed"])
     for t, r in thr.items():
-        lines.append(f"| {t} | {r.default_threads} | {fmt_spread(r.default_step_s, 1e3)} | "
-                     f"{fmt_spread(r.one_thread_step_s, 1e3)} | {fmt_spread(r.one_thread_speedup)} |")
-    return [*lines, ""]
+        table.add(t, r.default_threads, fmt_spread(r.default_step_s, 1e3), fmt_spread(r.one_thread_step_s, 1e3),
+                  fmt_spread(r.one_thread_speedup))
+    return lines + md_table(table, md_plain)
 
 
 def render(ov: dict[str, Overhead | Failed]) -> list[str]:
@@ -142,17 +142,16 @@ def render(ov: dict[str, Overhead | Failed]) -> list[str]:
              "Same model, batch, optimizer and in-memory batches; Trainer with logger, checkpointing, progress bar "
              "and model summary off. Each Lightning step is followed by a plain step on the same batch (pairs a "
              "few hundred ms apart); a Lightning step is everything from one step's start to the next one's, minus "
-             "the plain step in between. The first pair warms up. Target ≥ 0.97 (must ≥ 0.95).\n",
-             "| task | workload | pairs | plain ms/step | Lightning ms/step | **ratio (direct, wall)** | "
-             "framework ms/step (CPU) | ratio (implied) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "the plain step in between. The first pair warms up. Target ≥ 0.97 (must ≥ 0.95).\n"]
+    table = Table(["task", "workload", "pairs", "plain ms/step", "Lightning ms/step", "**ratio (direct, wall)**",
+                   "framework ms/step (CPU)", "ratio (implied)"], numeric_from=2)
     for task, r in ov.items():
         if isinstance(r, Failed):
-            lines.append(f"| {task} | error: {r.error} | | | | | | |")
+            table.add(task, f"error: {r.error}", "", "", "", "", "", "")
             continue
-        lines.append(f"| {task} | {r.workload} | {r.pairs} | {fmt_spread(r.plain_step_s, 1e3)} | "
-                     f"{fmt_spread(r.lightning_step_s, 1e3)} | **{fmt_spread(r.ratio)}** | "
-                     f"{fmt_spread(r.framework.overhead_cpu_s, 1e3)} | {fmt(r.ratio_implied)} |")
+        table.add(task, r.workload, r.pairs, fmt_spread(r.plain_step_s, 1e3), fmt_spread(r.lightning_step_s, 1e3),
+                  f"**{fmt_spread(r.ratio)}**", fmt_spread(r.framework.overhead_cpu_s, 1e3), fmt(r.ratio_implied))
+    lines += md_table(table, md_plain)[:-1]
     lines.append("\n*Framework ms/step*: Lightning's own work per step (hooks, closures, optimizer wrappers, "
                  "`self.log`), from interleaved pairs on a near-zero-compute copy of each task, main-thread CPU time "
                  "(robust to load). *Implied* = fastest plain step ÷ (it + framework ms): what the direct ratio "

@@ -24,6 +24,7 @@ from upsample_zoo.bench.measure import (
 from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import compose_config
 from upsample_zoo.models.build import build_model
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 
 
 @dataclass
@@ -120,12 +121,13 @@ def run(s: Settings, device: torch.device, work: Path) -> Scaling:
 def render(sc: Scaling | Failed) -> list[str]:
     if isinstance(sc, Failed):
         return ["## 6. Scaling: U-Net training epoch (, batch , plain loop)\n", f"error: {sc.error}\n"]
-    lines = [f"## 6. Scaling: U-Net training epoch ({sc.model}, batch {sc.batch}, plain loop)\n",
-             "| images | side | epoch s | GFLOP | GFLOP/s | optimizer step share |", "|---:|---:|---:|---:|---:|---:|"]
+    table = Table(["images", "side", "epoch s", "GFLOP", "GFLOP/s", "optimizer step share"], numeric_from=0)
     for r in sc.by_images + sc.by_side:
         share = r.optimizer_share
-        lines.append(f"| {r.images} | {r.side} | {fmt_spread(r.epoch_s)} | {fmt(r.gflop)} | "
-                     f"{fmt(r.gflops_per_s)} | {fmt(share * 100) + '%' if share is not None else ''} |")
+        table.add(r.images, r.side, fmt_spread(r.epoch_s), fmt(r.gflop), fmt(r.gflops_per_s),
+                  fmt(share * 100) + "%" if share is not None else "")
+    lines = [f"## 6. Scaling: U-Net training epoch ({sc.model}, batch {sc.batch}, plain loop)\n",
+             *md_table(table, md_plain)[:-1]]
     lines.append(f"\nFitted exponents: epoch time ∝ images^**{sc.exponent_images:.2f}** (expect 1), "
                  f"∝ side^**{sc.exponent_side:.2f}** (expect 2). The {sc.optimizer} step over "
                  f"{sc.params:,} parameters ({fmt_spread(sc.optimizer_step_s, 1e3)} ms) is paid once per step "

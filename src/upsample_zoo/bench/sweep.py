@@ -18,6 +18,7 @@ import torch
 from upsample_zoo.bench.measure import Failed, Summary, fmt, fmt_spread, log, ratio_summary, summarize
 from upsample_zoo.bench.settings import TORCH_DEFAULT_THREADS, Settings
 from upsample_zoo.bench.workloads import compose_config
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 from upsample_zoo.results import RunResult
 
 PARALLEL = "joblib, n_jobs=2, 1 torch thread per job"
@@ -160,15 +161,14 @@ def run(s: Settings, work: Path) -> Sweep | Skipped:
 
 
 def _table(sw: Sweep) -> list[str]:
-    lines = [f"`{sw.command}`\n",
-             "| launcher | wall s | jobs ok | torch threads per job | s per job | of which fit | outside the jobs s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    table = Table(["launcher", "wall s", "jobs ok", "torch threads per job", "s per job", "of which fit",
+                   "outside the jobs s"])
     for name, r in sw.rows.items():
         ok = ", ".join(f"{k}/{sw.jobs}" for k in r.jobs_ok)
         threads = ", ".join(str(t) for t in r.threads or []) or "n/a"
-        lines.append(f"| {name} | {fmt_spread(r.wall_s)} | {ok} | {threads} | {fmt_spread(r.job_wall_s)} | "
-                     f"{fmt_spread(r.job_fit_s)} | {fmt_spread(r.outside_jobs_s)} |")
-    return lines
+        table.add(name, fmt_spread(r.wall_s), ok, threads, fmt_spread(r.job_wall_s), fmt_spread(r.job_fit_s),
+                  fmt_spread(r.outside_jobs_s))
+    return [f"`{sw.command}`\n", *md_table(table, md_plain)[:-1]]
 
 
 def render(sw: Sweep | Skipped | Failed) -> list[str]:

@@ -29,6 +29,7 @@ from upsample_zoo.bench.measure import (
 )
 from upsample_zoo.bench.settings import CONFIG_DIR, Settings
 from upsample_zoo.errors import one_line
+from upsample_zoo.report.table_model import Table, md_plain, md_table
 from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import list_upsamplers
 
@@ -226,17 +227,17 @@ def render(up: Upsamplers) -> list[str]:
              f"events); ÷ {BASELINE}: this run's ratios; convs: the share of the time in convolutions, forward "
              "and backward (one profiled call, CPU), the rest being resampling, window ops, softmax and "
              "elementwise work.\n",
-             f"| upsampler | params | GFLOP fwd+bwd | time ms | ÷ {BASELINE} | convs | GFLOP/s | ÷ matmul peak | "
-             f"peak MiB | ÷ {BASELINE} |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             ]
+    table = Table(["upsampler", "params", "GFLOP fwd+bwd", "time ms", f"÷ {BASELINE}", "convs", "GFLOP/s",
+                   "÷ matmul peak", "peak MiB", f"÷ {BASELINE}"])
     for name, r in up.rows.items():
         if isinstance(r, Failed):
-            lines.append(f"| {name} | – | – | error: {r.error} | – | – | – | – | – | – |")
+            table.add(name, "–", "–", f"error: {r.error}", "–", "–", "–", "–", "–", "–")
             continue
-        lines.append(f"| {name} | {r.params:,} | {fmt(r.flops_fwd_bwd / 1e9)} | {fmt_spread(r.time_s, 1e3)} | "
-                     f"{_ratio(r.time_s['median'], base_t)} | {_share(r.conv_share)} | {fmt(r.gflops_per_s)} | "
-                     f"{fmt(r.peak_ratio)} | {fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
-    lines.append("")
+        table.add(name, f"{r.params:,}", fmt(r.flops_fwd_bwd / 1e9), fmt_spread(r.time_s, 1e3),
+                  _ratio(r.time_s["median"], base_t), _share(r.conv_share), fmt(r.gflops_per_s), fmt(r.peak_ratio),
+                  fmt(r.peak_mib), _ratio(r.peak_mib, base_m))
+    lines += md_table(table, md_plain)
     if isinstance(up.unet, Failed):
         lines += [f"U-Net stages: error: {up.unet.error}", ""]
     elif up.unet is not None:
@@ -250,15 +251,13 @@ def render_unet(u: UNetStages) -> list[str]:
     heads = [f"{st.in_channels}→{st.out_channels}, {st.side}→{2 * st.side}" for st in u.stages]
     lines = [f"### 1b. At the U-Net's shapes: one decoder step per stage of `{' '.join(u.overrides)}`, batch "
              f"{u.stages[0].batch if u.stages else '–'}, forward+backward ms (median)\n",
-             f"| upsampler | {' | '.join(heads)} | total ms | ÷ {BASELINE} | GFLOP fwd+bwd | peak MiB | "
-             f"÷ {BASELINE} |",
-             "|---|" + "---:|" * (len(heads) + 5)]
+             ]
+    table = Table(["upsampler", *heads, "total ms", f"÷ {BASELINE}", "GFLOP fwd+bwd", "peak MiB", f"÷ {BASELINE}"])
     for name, r in u.rows.items():
         if isinstance(r, Failed):
-            lines.append(f"| {name} | error: {r.error} |" + " – |" * (len(heads) + 4))
+            table.add(name, f"error: {r.error}", *["–"] * (len(heads) + 4))
             continue
         gflop = fmt(r.flops_fwd_bwd / 1e9) if r.flops_fwd_bwd is not None else "–"
-        lines.append(f"| {name} | {' | '.join(fmt(t) for t in r.time_ms)} | {fmt(r.total_ms)} | "
-                     f"{_ratio(r.total_ms, base_t)} | {gflop} | {fmt(r.peak_mib)} | {_ratio(r.peak_mib, base_m)} |")
-    lines.append("")
-    return lines
+        table.add(name, *(fmt(t) for t in r.time_ms), fmt(r.total_ms), _ratio(r.total_ms, base_t), gflop,
+                  fmt(r.peak_mib), _ratio(r.peak_mib, base_m))
+    return lines + md_table(table, md_plain)

@@ -7,10 +7,10 @@ from typing import Any
 
 from upsample_zoo.errors import flat
 from upsample_zoo.report.comparison import Comparison, Section
+from upsample_zoo.report.table_model import md, md_table
 from upsample_zoo.report.tables import (
     REFERENCE_NAME,
     SE_NOTE,
-    Table,
     ci_table,
     failures_table,
     paired_note,
@@ -22,21 +22,9 @@ from upsample_zoo.report.tables import (
 )
 
 
-def md(text: Any) -> str:
-    """A table cell for GitHub markdown: HTML-escaped, pipes and newlines neutralised."""
-    return html.escape(flat(text)).replace("|", "\\|")
-
-
 def md_text(text: Any) -> str:
     """A paragraph: HTML-escaped, newlines neutralised; pipes stay (outside a table they are plain text)."""
     return html.escape(flat(text))
-
-
-def md_table(table: Table) -> list[str]:
-    out = ["| " + " | ".join(md(h) for h in table.header) + " |",
-           "|" + "|".join("---" if i < table.numeric_from else "---:" for i in range(len(table.header))) + "|"]
-    out += ["| " + " | ".join(md(c.text) for c in row.cells) + " |" for row in table.rows]
-    return out + [""]
 
 
 def _section(cmp: Comparison, s: Section) -> list[str]:

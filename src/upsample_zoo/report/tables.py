@@ -4,11 +4,11 @@ drawn by both renderers (markdown.py, html.py); and the number formats every cel
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from upsample_zoo.report.comparison import Comparison, Group, Section, decimals_for, label
 from upsample_zoo.report.stats import ALPHA, POWER, detectable_d_z, p_floor, pairs_needed
+from upsample_zoo.report.table_model import Cell, Row, Table
 
 REFERENCE_NAME = "real (reference)"
 def reference_note(s: Section) -> str:
@@ -29,26 +29,6 @@ def reference_note(s: Section) -> str:
     return (f"the same metrics on real images, by the same code: {scored} of {n}, from outside the "
             "reference set (the real-vs-real floor no generator can beat at this n), and the checkerboard score of "
             "the real reference images (results.json protocol.real_floor).")
-
-
-@dataclass
-class Cell:
-    text: str
-    value: float | None = None  # what the HTML table sorts by
-    cls: str = ""
-
-
-@dataclass
-class Row:
-    cells: list[Cell]
-    cls: str | None = None  # the HTML row class ("baseline", "failed", ...); None: no class attribute
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[Row] = field(default_factory=list)
-    numeric_from: int = 1  # markdown: the columns from here on are right-aligned
 
 
 # ---- number formats
