@@ -21,9 +21,9 @@ class CountScored(L.Callback):
         metric = pl_module.test_checkerboard
         update = metric.update
 
-        def counting_update(x, real: bool = False):
+        def counting_update(x, real: bool = False, **kwargs):
             self.counts["checkerboard_real" if real else "checkerboard_fake"] += int(x.shape[0])
-            return update(x, real=real)
+            return update(x, real=real, **kwargs)
 
         metric.update = counting_update
 
