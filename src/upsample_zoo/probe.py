@@ -38,7 +38,7 @@ from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import checkerboard_score
 from upsample_zoo.report.table_model import Cell, Row, Table, md_plain, md_table
 from upsample_zoo.upsamplers.base import needs_guide
-from upsample_zoo.zoo import config_dir, list_upsamplers
+from upsample_zoo.zoo import config_dir, list_upsamplers, upsampler_config, upsampler_factory
 
 CONFIG_DIR = config_dir()
 METRICS = ("checkerboard_db", "checkerboard_amp", "blockiness_db")
@@ -52,34 +52,28 @@ UpsamplerFactory = Callable[[int, int], nn.Module]
 
 def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequence[str] = ()) -> tuple[
         dict[str, UpsamplerFactory], dict[str, str]]:
-    """{name: factory(in, out)} for every upsampler config that builds at ``scale``, plus the user's classes
-    named in ``extra`` (dotted paths, e.g. ``mypkg.MyUp``), and {name: why not}."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
+    """{name: factory(in, out)} for every upsampler config that builds at ``scale`` (through the zoo's own
+    factory, ``zoo.upsampler_factory``), plus the user's classes named in ``extra`` (dotted paths, e.g.
+    ``mypkg.MyUp``), and {name: why not}. What is the probe's own: each must upsample 8x8 by ``scale`` and
+    build the 3-8-8-3 decoder."""
+    names = list_upsamplers(config_dir)
+    if not names:
+        raise FileNotFoundError(f"no upsampler configs in {Path(config_dir) / 'upsampler'}")
     factories: dict[str, UpsamplerFactory] = {}
     skipped: dict[str, str] = {}
-    paths = [Path(config_dir) / "upsampler" / f"{n}.yaml" for n in list_upsamplers(config_dir)]
-    if not paths:
-        raise FileNotFoundError(f"no upsampler configs in {Path(config_dir) / 'upsampler'}")
-    for path in [*paths, *extra]:
+    for name in [*names, *extra]:
         try:
-            if isinstance(path, str):  # a user's class: scale given only when it is not the default
-                cfg = OmegaConf.create({"_target_": path, "_partial_": True, **({"scale": scale} if scale != 2
-                                                                               else {})})
-            else:
-                cfg = OmegaConf.load(path)
-            if "scale" in cfg:
-                cfg.scale = scale
-            factory = instantiate(cfg)
+            # a config's scale is set when it has one; a user's class gets one only when it is not the default
+            has_scale = "scale" in upsampler_config(name, config_dir) if name in names else scale != 2
+            factory = upsampler_factory(name, configs=config_dir, **({"scale": scale} if has_scale else {}))
             up = factory(3, 3)
             y = up(torch.zeros(1, 3, 8, 8), **_guide_kwargs(up, torch.zeros(1, 3, 8 * scale, 8 * scale)))
             if tuple(y.shape[-2:]) != (8 * scale, 8 * scale):
                 raise ValueError(f"8x8 -> {tuple(y.shape[-2:])}, not x{scale}")
             Decoder(factory)  # the 3-8-8-3 decoder must build too (channel constraints: groups, multiples)
-            factories[getattr(path, "stem", path)] = factory
+            factories[name] = factory
         except Exception as e:  # noqa: BLE001 - any config that cannot be probed is reported, not fatal
-            skipped[getattr(path, "stem", path)] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            skipped[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return factories, skipped
 
 

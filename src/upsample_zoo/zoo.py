@@ -86,28 +86,32 @@ def register_resolvers() -> None:
 register_resolvers()  # before any config that names them is composed
 
 
-def upsampler_config(name: str) -> dict[str, Any]:
-    """The yaml of one zoo name, as a plain dict (``_target_``, ``_partial_``, ``scale``, its options)."""
+def upsampler_config(name: str, configs: str | Path | None = None) -> dict[str, Any]:
+    """The yaml of one zoo name, as a plain dict (``_target_``, ``_partial_``, ``scale``, its options);
+    ``configs``: another config root than the package's (the probe's ``--configs``)."""
     import yaml
 
-    path = config_dir() / "upsampler" / f"{name}.yaml"
+    root = Path(configs) if configs is not None else config_dir()
+    path = root / "upsampler" / f"{name}.yaml"
     if name == CUSTOM or not path.is_file():
-        raise ConfigError(f"unknown upsampler {name!r}; the zoo has {', '.join(list_upsamplers())} (or give a "
+        raise ConfigError(f"unknown upsampler {name!r}; the zoo has {', '.join(list_upsamplers(root))} (or give a "
                           "dotted class path such as mypkg.MyUp)")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def upsampler_factory(name: str, **options: Any) -> Callable[[int, int], nn.Module]:
+def upsampler_factory(name: str, *, configs: str | Path | None = None,
+                      **options: Any) -> Callable[[int, int], nn.Module]:
     """``factory(in_channels, out_channels)`` for a zoo name, or for a dotted class path (``mypkg.MyUp``),
-    with ``options`` (``scale=4``, ``k_up=3``, ...) overriding the config's."""
+    with ``options`` (``scale=4``, ``k_up=3``, ...) overriding the config's; ``configs``: another config root
+    than the package's."""
     from hydra.utils import instantiate
 
-    if name in list_upsamplers():
-        cfg = upsampler_config(name)
+    if name in list_upsamplers(configs):
+        cfg = upsampler_config(name, configs)
     elif "." in name:
         cfg = {"_target_": name}
     else:
-        upsampler_config(name)  # raises the error that lists the zoo
+        upsampler_config(name, configs)  # raises the error that lists the zoo
     cfg = {**cfg, **options, "_partial_": True}
     try:
         return instantiate(cfg)
