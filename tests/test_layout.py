@@ -107,3 +107,9 @@ def test_every_markdown_table_is_drawn_by_the_table_model():
     drawn = [f"{p.relative_to(SRC)}:{i}" for p in MODULES if p.name != "table_model.py"
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if separator.search(line)]
     assert not drawn
+
+
+def test_test_modules_stay_small_too():
+    big = [f"{p.relative_to(REPO)}: {n}" for p in sorted((REPO / "tests").rglob("test_*.py"))
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
+    assert not big
