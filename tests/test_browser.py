@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from upsample_zoo.report.browser import CHROMIUM, chromium, dump_dom, screenshot
+from upsample_zoo.report.browser import chromium, dump_dom, screenshot
 
+from .helpers.run_if import RunIf
 from .helpers.runs import EVIL_TAG, golden_tree
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason=f"{CHROMIUM} not found: apt-get install chromium chromium-driver")]
+pytestmark = [pytest.mark.slow, RunIf(chromium=True)]
 
 
 def test_report_renders_in_headless_chromium(smoke_sweep, tmp_path):

@@ -22,6 +22,7 @@ from upsample_zoo.errors import ConfigError, DataError
 
 from .helpers.cli import CIFAR_JPEG
 from .helpers.data import extract_subset
+from .helpers.run_if import RunIf
 
 
 def write_image(path: Path, size=(32, 32), seed=0, fmt=None) -> np.ndarray:
@@ -204,7 +205,7 @@ def test_cifar10_module_conventions(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")
+@RunIf(shared=CIFAR_JPEG)
 def test_real_cifar10_jpeg_subset(tmp_path):
     assert extract_subset(CIFAR_JPEG, tmp_path, {"train": 40, "test": 20}) == {"train": 40, "test": 20}
     dm = ImageFolderDataModule(str(tmp_path), batch_size=8, val_batch_size=8, num_workers=0, ref_split="test")

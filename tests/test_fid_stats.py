@@ -19,6 +19,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.metrics import fid, fid_weights
 
+from .helpers.run_if import RunIf
+
 pytestmark = [pytest.mark.slow,  # converts and runs the Inception network
               pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")]
 
@@ -196,7 +198,7 @@ def test_real_stats_refuse_a_missing_fingerprint(tmp_path, fingerprint):
     assert not calls and not (tmp_path / "fid_stats").exists()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@RunIf(gpu=True)
 def test_real_stats_not_shared_between_cpu_and_gpu(tmp_path):
     calls = []
     for device in ("cpu", "cuda", "cpu", "cuda"):

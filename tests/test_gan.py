@@ -14,6 +14,7 @@ from upsample_zoo.models.dcgan import DCGAN, Discriminator
 
 from .helpers.cli import CIFAR_JPEG, compose_cfg, run_cli, run_in_process
 from .helpers.data import extract_subset
+from .helpers.run_if import RunIf
 from .helpers.zoo import GUIDED, UNGUIDED
 
 pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
@@ -164,7 +165,7 @@ def guarded_cli_run(zoo_root, tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(proc=proc, run_dir=run_dir, torch_home=torch_home, real_cifar=bool(data))
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"{CIFAR_JPEG} not present")
+@RunIf(shared=CIFAR_JPEG)
 def test_real_cifar10_jpegs_end_to_end_cli(guarded_cli_run):
     proc, run_dir = guarded_cli_run.proc, guarded_cli_run.run_dir
     assert guarded_cli_run.real_cifar

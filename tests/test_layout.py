@@ -113,3 +113,10 @@ def test_test_modules_stay_small_too():
     big = [f"{p.relative_to(REPO)}: {n}" for p in sorted((REPO / "tests").rglob("test_*.py"))
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
     assert not big
+
+
+def test_conditional_skips_go_through_run_if():
+    """One skip marker (tests/helpers/run_if.py: a GPU, the headless Chromium, shared data), no ad-hoc skipif."""
+    ad_hoc = [f"{p.name}:{i}" for p in sorted((REPO / "tests").glob("test_*.py")) if p.name != "test_layout.py"
+              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "mark.skipif(" in line]
+    assert not ad_hoc

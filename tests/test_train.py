@@ -11,6 +11,7 @@ import pytest
 from upsample_zoo.models.build import build_model
 
 from .helpers.cli import SHARED_DATA, compose_cfg, run_cli, run_in_process
+from .helpers.run_if import RunIf
 from .helpers.zoo import ZOO
 
 pytestmark = pytest.mark.slow  # trains, or runs the CLI, a sweep or a browser: `make test` only
@@ -87,7 +88,7 @@ def test_cli_failure_is_one_line_and_recorded(zoo_root, tmp_path):
 VOC_SAMPLE = SHARED_DATA / "voc2012-sample"
 
 
-@pytest.mark.skipif(not VOC_SAMPLE.is_dir(), reason="shared VOC sample not present")
+@RunIf(shared=VOC_SAMPLE)
 def test_real_voc_sample_full_resolution_with_void(zoo_root, tmp_path):
     res = run_in_process(["data=voc", f"data.root={VOC_SAMPLE}", "data.download=false", "debug=smoke",
                           "upsampler=tconv_k3"], tmp_path)

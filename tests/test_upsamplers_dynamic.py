@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from upsample_zoo.errors import ConfigError
 from upsample_zoo.upsamplers import CARAFE, BilinearAdditive, DySample, carafe_reassemble
 
+from .helpers.run_if import RunIf
+
 # ---- CARAFE --------------------------------------------------------------------------------------
 
 
@@ -204,7 +206,7 @@ def test_invalid_hyperparameters_raise_config_error(cls, bad):
         cls(**kw)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@RunIf(gpu=True)
 @pytest.mark.parametrize("cls", [CARAFE, DySample, BilinearAdditive])
 def test_runs_on_gpu_like_on_cpu(cls):
     torch.manual_seed(5)
