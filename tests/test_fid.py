@@ -21,6 +21,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from upsample_zoo.errors import ConfigError, DataError
 from upsample_zoo.metrics import fid, fid_weights
 
+pytestmark = [pytest.mark.slow,  # converts and runs the Inception network
+              pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")]
+
 N = 8  # images per set (one batch shape) for the network sanity checks
 
 

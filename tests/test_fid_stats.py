@@ -21,7 +21,7 @@ from upsample_zoo.metrics import fid, fid_weights
 
 from .helpers.run_if import RunIf
 
-pytestmark = [pytest.mark.slow,  # converts and runs the Inception network
+pytestmark = [pytest.mark.slow,  # with test_fid.py, as before the split: `make test-fast` leaves both out
               pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")]
 
 
