@@ -32,7 +32,7 @@ class CountScored(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         counts = dict(self.counts)
-        fid = getattr(pl_module, "_eval_tools", {}).get("fid")
+        fid = pl_module._eval.fid if hasattr(pl_module, "_eval") else None
         if fid is not None:  # after compute() the metric holds this rank's own (unsynced) states again
             counts["fid_fake"] = int(fid.fake_features_num_samples)
             counts["fid_real"] = int(fid.real_features_num_samples)

@@ -313,11 +313,11 @@ def _floor_task(tmp_path, n_images: int, num_fake: int):
     metric = FrechetInceptionDistance(feature=_ChannelMeans(), reset_real_features=False)
     metric.fid_weights = FIDWeights(tmp_path / "means", "means", "test", "channel means")
     logged: dict[str, float] = {}
-    task._eval_tools["fid"] = metric
+    task._eval.fid = metric
     task._datamodule = lambda: dm
     task.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
     task._fill_real_stats()
-    task._eval_tools["protocol"] = {"n_real": 8, "n_fake": num_fake}
+    task._eval.protocol = {"n_real": 8, "n_fake": num_fake}
     return task, dm, logged
 
 
