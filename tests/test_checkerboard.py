@@ -11,17 +11,14 @@ import torch.nn.functional as F
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import CheckerboardScore, checkerboard_score
 
+from .helpers.spectra import np_radial as _np_radial
+from .helpers.spectra import np_spectrum as _np_spectrum
+
 KEYS = {"checkerboard_db", "checkerboard_grid_max_db", "checkerboard_grid_period", "checkerboard_amp",
         "blockiness_db"}
 
 
 # ---- golden reference: the definition written out in numpy, loop by loop ----------------
-
-def _np_spectrum(a: np.ndarray) -> np.ndarray:
-    h, w = a.shape[-2:]
-    win = np.outer(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(h) / h), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(w) / w))
-    a = a - a.mean(axis=(-2, -1), keepdims=True)
-    return (np.abs(np.fft.fft2(a * win)) ** 2).mean(axis=(0, 1)) / (win**2).sum()
 
 
 def _np_peak_bg(p: np.ndarray, ky: int, kx: int) -> tuple[float, float]:
@@ -60,15 +57,6 @@ def _np_amp(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
 
 def _np_db(p: np.ndarray, bins: list[tuple[int, int]]) -> float:
     return max(10 * np.log10(pk / bg) for pk, bg in (_np_peak_bg(p, *b) for b in bins))
-
-
-def _np_radial(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = p.shape
-    side = min(h, w)
-    r = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
-    idx = np.round(r * side).astype(int)
-    n = side // 2 + 1
-    return np.arange(n) / side, np.array([p[idx == k].mean() for k in range(n)])
 
 
 def np_checkerboard(x: np.ndarray, s: int, ref: np.ndarray | None = None) -> dict[str, float]:

@@ -15,12 +15,7 @@ from upsample_zoo.metrics.spectrum import (
     power_spectrum,
 )
 
-
-def _np_spectrum(a: np.ndarray) -> np.ndarray:
-    h, w = a.shape[-2:]
-    win = np.outer(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(h) / h), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(w) / w))
-    a = a - a.mean(axis=(-2, -1), keepdims=True)
-    return (np.abs(np.fft.fft2(a * win)) ** 2).mean(axis=(0, 1)) / (win**2).sum()
+from .helpers.spectra import np_spectrum as _np_spectrum
 
 
 @pytest.mark.parametrize("side,scale", [(112, 16), (64, 8), (33, 2), (16, 2), (12, 2)])

@@ -19,21 +19,13 @@ from upsample_zoo import cli
 from upsample_zoo.report import compare, load_runs, summarize
 from upsample_zoo.report.stats import describe, paired_test, sign_flip_p
 
-from .helpers.runs import write_run
-
-MIOU = {("bilinear", 0): 0.50, ("bilinear", 1): 0.52, ("bilinear", 2): 0.47,
-        ("tconv", 0): 0.55, ("tconv", 1): 0.58, ("tconv", 2): 0.51,
-        ("nearest", 0): 0.49, ("nearest", 1): 0.53}
+from .helpers.runs import SMALL_SWEEP_MIOU as MIOU
+from .helpers.runs import small_sweep, write_run
 
 
 @pytest.fixture
 def tree(tmp_path) -> Path:
-    root = tmp_path / "sweep"
-    for (up, seed), v in MIOU.items():
-        write_run(root, f"{up}_s{seed}", upsampler=up, seed=seed, figure="predictions.png",
-                  metrics={"test/miou": v, "test/checkerboard_db": 10 * v, "val/miou": v - 0.01})
-    write_run(root, "nearest_s2", upsampler="nearest", seed=2, status="failed", error="RuntimeError: boom")
-    return root
+    return small_sweep(tmp_path / "sweep")
 
 
 def test_describe_matches_numpy_scipy():

@@ -19,16 +19,9 @@ from upsample_zoo.metrics.spectrum import (
 )
 from upsample_zoo.upsamplers import TransposedConv
 
+from .helpers.spectra import np_radial as _np_radial
+
 # ---- golden reference: the definition written out in numpy, loop by loop ----------------
-
-
-def _np_radial(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = p.shape
-    side = min(h, w)
-    r = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
-    idx = np.round(r * side).astype(int)
-    n = side // 2 + 1
-    return np.arange(n) / side, np.array([p[idx == k].mean() for k in range(n)])
 
 
 # ---- spectra, regulariser, figures ---------------------------------------------------------------
