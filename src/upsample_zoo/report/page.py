@@ -16,7 +16,7 @@ from upsample_zoo.results import RunResult
 
 
 def _records(runs: Sequence[Run]) -> list[RunResult]:
-    return [rec for r in runs if (rec := RunResult.read_if_any(r.run_dir)) is not None]
+    return [r.record for r in runs if r.record is not None]
 
 
 def _one_or_many(values: Sequence[str], what: str) -> str:

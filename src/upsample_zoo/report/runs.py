@@ -51,6 +51,7 @@ class Run:
     overrides: list[str] = field(default_factory=list)
     spectrum: dict[str, Any] | None = None
     declared: dict[str, Any] | None = None  # the task's declaration as the run recorded it (tasks/declarations.py)
+    record: RunResult | None = field(default=None, repr=False)  # the whole results.json, as read
     variant: str = ""
     mtime_ns: int = 0  # of results.json: the newest ok run of a seed supersedes the others
 
@@ -111,6 +112,7 @@ def _run_from_results(path: Path, res: RunResult) -> Run:
         overrides=_overrides(run_dir),
         spectrum=res.spectrum if isinstance(res.spectrum, dict) else None,
         declared=res.declared if isinstance(res.declared, dict) else None,
+        record=res,
     )
 
 
