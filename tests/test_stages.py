@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -27,9 +29,23 @@ def test_unknown_stage_is_one_clear_line(selector):
 
 
 def test_all_first_then_the_named_stages():
-    a, b, c = object(), object(), object()
+    a, b, c = (functools.partial(InterpConv, mode=m) for m in ("nearest", "bilinear", "bicubic"))
     assert stage_factories(a, {"last": c, "all": b}, 3) == [b, b, c]
     assert stage_factories(a, None, 2) == [a, a]
+
+
+def test_models_resolve_zoo_names_themselves():
+    """As timm's models call get_act_layer: a zoo name is as good as a factory, for the main operator and for
+    a stage, and the stage's name is built at the main operator's scale."""
+    unet = UNet("tconv", base_channels=4, depth=3, stage_upsamplers={"last": "bilinear"})
+    assert [type(u) for u in unet.upsampler_modules()] == [TransposedConv, TransposedConv, InterpConv]
+    assert [u.scale for u in unet.upsampler_modules()] == [2, 2, 2]
+    with pytest.raises(ConfigError, match=r"upsampler\.scale=4: the U-Net"):  # "nearest" resolved at scale 4
+        UNet(upsampler_factory("bilinear", scale=4), base_channels=4, depth=2, stage_upsamplers={0: "nearest"})
+    with pytest.raises(ConfigError, match=r"unknown upsampler 'nope'; the zoo has .*bilinear"):
+        DCGAN("tconv", ngf=4, ndf=4, stage_upsamplers={"last": "nope"})
+    with pytest.raises(ConfigError, match="expected a zoo name, a dotted class path or a factory"):
+        UNet(3, base_channels=4, depth=2)
 
 
 def test_unet_stage_zero_is_the_lowest_resolution():
@@ -91,3 +107,16 @@ def test_a_stage_naming_the_config_does_not_inherit_a_replaced_class(tmp_path):
                  "~upsampler.k_up", "~upsampler.k_enc", "~upsampler.compressed_channels", "+upsampler.mode=bilinear",
                  "model.stage_upsamplers={last: carafe}"]
     assert _built_k_up(overrides, tmp_path) == [None, None, None, 5]
+
+
+def test_the_model_config_holds_the_run_operator(tmp_path):
+    """configs/model/*.yaml: ``upsampler: ${upsampler}``, so the model config alone describes the model."""
+    from omegaconf import OmegaConf
+
+    from .helpers.cli import compose_cfg
+
+    for task in ("segmentation", "gan"):
+        cfg = compose_cfg([f"task={task}", "upsampler=carafe", "upsampler.k_up=3", "debug=smoke"], tmp_path)
+        assert OmegaConf.to_container(cfg.model.upsampler, resolve=True) == \
+            OmegaConf.to_container(cfg.upsampler, resolve=True)
+        assert cfg.model.upsampler.k_up == 3

@@ -18,6 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upsample_zoo.metrics.facts import MAX, MIN, MetricFact
+
+# what the report reads of a run's ``cost`` (flattened as cost/<key>), in the report's column order
+COST_FACTS = {
+    "cost/params_upsamplers": MetricFact(None, "params (upsamplers)", "parameters inside the upsampling operators"),
+    "cost/params_total": MetricFact(None, "params (total)", "parameters of the whole model"),
+    "cost/train_img_per_s": MetricFact(MAX, "train img/s", "training images per second, all ranks together"),
+    "cost/wall_s": MetricFact(MIN, "wall s", "the run's wall-clock seconds"),
+    "cost/fit_s": MetricFact(MIN, "fit s", "seconds inside trainer.fit"),
+}
+
 SCHEMA = 1
 FILENAME = "results.json"
 RUNNING, OK, FAILED = "running", "ok", "failed"

@@ -6,22 +6,28 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from upsample_zoo.metrics.facts import MetricFact
 from upsample_zoo.tasks import TaskDeclaration, ZooTask
 
 PSNR = "test/psnr"
 
 
+class ToyPSNR(PeakSignalNoiseRatio):
+    """torchmetrics' PSNR carrying its facts; the direction is the torchmetrics class's own."""
+
+    facts = {"psnr": MetricFact("max" if PeakSignalNoiseRatio.higher_is_better else "min", "PSNR dB",
+                                "10 log10(range² / MSE) over the test split, range 2 (tanh images)")}
+
+
 class ToyTask(ZooTask):
-    # the headline's direction comes from the torchmetrics class itself
-    declaration = TaskDeclaration("toy", (PSNR,), labels={PSNR: "PSNR dB"},
-                                  directions={PSNR: "max" if PeakSignalNoiseRatio.higher_is_better else "min"})
+    declaration = TaskDeclaration("toy", (PSNR,)).with_facts(ToyPSNR)
 
     def __init__(self, model: torch.nn.Module, lr: float = 1e-2) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model
-        self.val_psnr = PeakSignalNoiseRatio(data_range=2.0)
-        self.test_psnr = PeakSignalNoiseRatio(data_range=2.0)
+        self.val_psnr = ToyPSNR(data_range=2.0)
+        self.test_psnr = ToyPSNR(data_range=2.0)
 
     def training_loss(self, batch) -> torch.Tensor:
         low, high = batch

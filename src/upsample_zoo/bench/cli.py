@@ -25,9 +25,7 @@ from upsample_zoo.bench.settings import FULL, QUICK, SECTIONS, TORCH_DEFAULT_THR
 from upsample_zoo.bench.workloads import Workload, build_workload, plain_block, workload_overrides
 from upsample_zoo.errors import one_line
 from upsample_zoo.metrics.fid_weights import default_cache_dir
-from upsample_zoo.tasks.declarations import DECLARED
-
-TASKS = tuple(DECLARED)  # every task of the package, as each declares itself (tasks/declarations.py)
+from upsample_zoo.tasks.declarations import package_declarations
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +76,7 @@ class Run:
         """Row 2 into the results; returns the plain loop's training img/s per task (what row 3 compares with)."""
         consumption: dict[str, float] = {}
         self.res.overhead = {}
-        for task in TASKS:
+        for task in package_declarations():
             r = self.section(f"overhead/{task}",
                              lambda task=task: overhead.run(self.workload(task), self.s, self.device, self.work))
             self.res.overhead[task] = r
@@ -89,7 +87,7 @@ class Run:
     def consumption(self) -> dict[str, float]:
         """The plain loop's training img/s per task without row 2: two blocks of plain steps each."""
         consumption: dict[str, float] = {}
-        for task in TASKS:
+        for task in package_declarations():
             def plain_only(task=task):
                 w, n = self.workload(task), self.s.overhead_steps
                 steps = [plain_block(w, n, self.device).wall / n for _ in range(2)]
@@ -118,7 +116,7 @@ def run_bench(s: Settings, sections: Sequence[str], device: torch.device, work: 
     if "checkerboard" in sections:
         fid_img_s = res.fid.project_img_s["median"] if isinstance(res.fid, fid_speed.Fid) else None
         res.checkerboard = {key: run.section(f"checkerboard/{key}", lambda task=task, kind=kind: checkerboard.run(
-            task, kind, s, device, work, run.workload, fid_img_s)) for task in TASKS
+            task, kind, s, device, work, run.workload, fid_img_s)) for task in package_declarations()
             for key, kind in checkerboard.rows(task)}
     if "scaling" in sections:
         res.scaling = run.section("scaling", lambda: scaling.run(s, device, work))

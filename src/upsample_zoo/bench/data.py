@@ -14,7 +14,7 @@ from upsample_zoo.bench.settings import Settings
 from upsample_zoo.bench.workloads import compose_config, workload_overrides
 from upsample_zoo.errors import one_line
 from upsample_zoo.report.table_model import Table, md_plain, md_table
-from upsample_zoo.tasks.declarations import DECLARED, BenchData, declared
+from upsample_zoo.tasks.declarations import BenchData, declared, package_declarations
 
 
 @dataclass
@@ -117,7 +117,7 @@ def measure_one(task: str, kind: str, s: Settings, work: Path, need: float | Non
 
 def run(s: Settings, work: Path, consumption: dict[str, float]) -> Data:
     rows: dict[str, LoaderRow | LoaderFailed] = {}
-    for task, decl in DECLARED.items():
+    for task, decl in package_declarations().items():
         for kind in decl.bench.data:
             key = f"{task}/{kind}"
             try:

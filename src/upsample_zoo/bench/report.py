@@ -10,7 +10,7 @@ from upsample_zoo.bench import checkerboard, data, fid_speed, overhead, scaling,
 from upsample_zoo.bench.environment import MatmulPeak
 from upsample_zoo.bench.measure import Failed, fmt, fmt_spread, optional
 from upsample_zoo.bench.settings import Settings
-from upsample_zoo.tasks.declarations import DECLARED
+from upsample_zoo.tasks.declarations import package_declarations
 
 
 @dataclass(kw_only=True)
@@ -49,9 +49,10 @@ def _round(v: float | None) -> float | None:
 
 def _overhead_figures(ov: dict[str, overhead.Overhead | Failed]) -> dict[str, Any]:
     ok = {t: r for t, r in ov.items() if isinstance(r, overhead.Overhead)}
+    tasks = package_declarations()
     return {
-        **{f"overhead_{t}": _round(_median(ok[t].ratio) if t in ok else None) for t in DECLARED},
-        **{f"overhead_{t}_implied": _round(ok[t].ratio_implied if t in ok else None) for t in DECLARED},
+        **{f"overhead_{t}": _round(_median(ok[t].ratio) if t in ok else None) for t in tasks},
+        **{f"overhead_{t}_implied": _round(ok[t].ratio_implied if t in ok else None) for t in tasks},
         "framework_ms_per_step": {t: _round(ok[t].overhead_ms_per_step if t in ok else None) for t in ov},
     }
 
@@ -72,6 +73,7 @@ def headline(res: BenchResult) -> dict[str, Any]:
     data_ratios = [r.ratio for r in rows if isinstance(r, data.LoaderRow) and r.ratio]
     cb = {t: r for t, r in (res.checkerboard or {}).items() if not isinstance(r, Failed)}
     sc = res.scaling if isinstance(res.scaling, scaling.Scaling) else None
+    tasks = package_declarations()
     return {
         **_overhead_figures(res.overhead or {}),
         **_fid_figures(f),
@@ -79,7 +81,7 @@ def headline(res: BenchResult) -> dict[str, Any]:
         "fid_features_max_abs_diff": f.features_max_abs_diff if f else None,
         "inception_peak_ratio": _round(f.inception_peak_ratio if f else None),
         "data_ratio_min": _round(min(data_ratios)) if data_ratios else None,
-        **{f"checkerboard_fraction_{t}": _round(_median(cb[t].fraction) if t in cb else None) for t in DECLARED},
+        **{f"checkerboard_fraction_{t}": _round(_median(cb[t].fraction) if t in cb else None) for t in tasks},
         "scaling_exponent_images": _round(sc.exponent_images if sc else None),
         "scaling_exponent_side": _round(sc.exponent_side if sc else None),
         "sweep_speedup": _round(_median(res.sweep.speedup) if isinstance(res.sweep, sweep.Sweep) else None),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from upsample_zoo.constants import VOID
+from upsample_zoo.metrics.facts import MAX, MIN, MetricFact
 
 
 def boundary_dilation(h: int, w: int, ratio: float = 0.02) -> int:
@@ -74,6 +76,10 @@ class BoundaryIoU(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "boundary_iou": MetricFact(MAX, "boundary IoU", "Cheng et al. 2021: IoU of the inner boundary bands of "
+                                   "width max(1, round(0.02 x diagonal)), summed per class over the split"),
+    }
 
     intersection: Tensor
     union: Tensor
@@ -159,6 +165,10 @@ class GridErrorMap(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "grid_error_contrast": MetricFact(MIN, "grid error contrast", "max / min error rate over the (y mod "
+                                          "stride, x mod stride) bins of the decoder's total stride"),
+    }
 
     errors: Tensor
     counts: Tensor

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from upsample_zoo.metrics.facts import MIN, MetricFact
 from upsample_zoo.metrics.spectrum import (
     POWER_EPS,
     UNIT_RANGE,
@@ -292,6 +294,14 @@ class CheckerboardScore(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "checkerboard_db": MetricFact(MIN, "checkerboard dB", "grid-peak contrast of the mean power spectrum of "
+                                      "the maps and their gradients at the period of the scale (module doc)"),
+        "checkerboard_db_vs_ref": MetricFact(MIN, "checkerboard dB − real", "checkerboard_db − checkerboard_db_ref"),
+        "checkerboard_amp": MetricFact(MIN, "checkerboard amplitude"),
+        "blockiness_db": MetricFact(MIN, "blockiness dB"),
+        "spectral_hf_gap_db": MetricFact(MIN, "spectral HF gap dB"),
+    }
 
     power_sum: Tensor
     grad_sum: Tensor

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from upsample_zoo.atomic import atomic_write_bytes
 from upsample_zoo.errors import ConfigError, DataError
+from upsample_zoo.metrics.facts import MIN, MetricFact
 from upsample_zoo.metrics.fid_weights import TF_WEIGHTS_LABEL, default_cache_dir, resolve_fid_weights
 from upsample_zoo.metrics.frechet import frechet_distance as gaussian_frechet_distance
 from upsample_zoo.metrics.frechet import gaussian_from_sums
@@ -121,6 +122,11 @@ class CachedFID(FrechetInceptionDistance):
     loading a state dict without it keeps the current weights, so strict loads still work. With ``fast``
     (the default) the Inception is sped up by :func:`speed_up_inception` (same features within 1e-4).
     """
+
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "fid": MetricFact(MIN, "FID", "Fréchet distance of the Inception pool features of generated vs real images "
+                          "(Heusel et al. 2017), on the resolved FID weights"),
+    }
 
     def __init__(self, cache_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None,
                  num_features: int = 2048, fast: bool = True, **kwargs: Any) -> None:

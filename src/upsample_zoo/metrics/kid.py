@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+
+from upsample_zoo.metrics.facts import MIN, MetricFact
 
 CHUNK = 2048  # rows of a kernel matrix at a time
 
 
 @dataclass(frozen=True)
 class KIDResult:
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "kid": MetricFact(MIN, "KID ×10³", "unbiased MMD² of the Inception features, cubic polynomial kernel, all "
+                          "pairs (Bińkowski et al. 2018), x 10³"),
+        "kid_se": MetricFact(None, "KID SE ×10³", "delete-one-block jackknife standard error of kid, x 10³"),
+    }
+
     value: float  # MMD², unbiased (may be < 0)
     se: float  # jackknife standard error
     n_fake: int

@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import torch
 
+from upsample_zoo.metrics.facts import MAX, MetricFact
+
 CHUNK = 2048
 # a ball holds the points at its radius: d(a, b) and d(b, a) come from different matrix products and can
 # differ in the last bits, which would drop a ball's own k-th neighbour
 SLACK = 1 + 1e-9
 K_PRECISION_RECALL = 3
 K_DENSITY_COVERAGE = 5
+FACTS = {  # what precision_recall_density_coverage returns (no class of its own: one function)
+    "precision": MetricFact(MAX, "precision", "share of generated samples inside a real k=3 ball (Kynkäänniemi 2019)"),
+    "recall": MetricFact(MAX, "recall", "share of real samples inside a generated k=3 ball (Kynkäänniemi 2019)"),
+    "density": MetricFact(MAX, "density", "mean count of real k=5 balls holding a generated sample / k (Naeem 2020)"),
+    "coverage": MetricFact(MAX, "coverage", "share of real k=5 balls holding a generated sample (Naeem 2020)"),
+}
 
 
 def kth_neighbour_radius(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from upsample_zoo.metrics.facts import MIN, MetricFact
 from upsample_zoo.metrics.frechet import frechet_distance, gaussian_from_sums
 from upsample_zoo.metrics.spectrum import cached_tensors, check_batch, power_spectrum, ring_index, to_unit
 
@@ -147,6 +149,13 @@ class SpectralFD(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    facts: ClassVar[dict[str, MetricFact]] = {
+        "spectral_fd_shape": MetricFact(MIN, "spectral FD shape (blur)", "Fréchet distance of the log azimuthal "
+                                        "spectra: how the power falls off (blur)"),
+        "spectral_fd_artifact": MetricFact(MIN, "spectral FD artifact", "Fréchet distance of log(1 + P / ring "
+                                           "mean) at the Nyquist and aliasing bins of the strides (checkerboards)"),
+        "spectral_fd": MetricFact(MIN, "spectral FD (one number, older runs)", "before the split in two parts"),
+    }
 
     real_sum: Tensor
     real_outer: Tensor

@@ -1,7 +1,8 @@
 """The one way a model is built from a run config, for ``train.py``, the bench and the tests alike: the model
-config instantiated with its upsampler (``configs/upsampler/``) and any per-stage operators
-(``model.stage_upsamplers``, zoo names resolved through the zoo's factory). ``model.compile`` is not the
-model's: the task compiles in ``setup()`` (tasks/base.py), so everything built here runs eager."""
+config instantiated, which holds its upsampler (``upsampler: ${upsampler}``, ``configs/upsampler/``) and any
+per-stage operators (``model.stage_upsamplers``: zoo names the model resolves through the zoo's factory).
+``model.compile`` is not the model's: the task compiles in ``setup()`` (tasks/base.py), so everything built
+here runs eager."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from upsample_zoo import errors
 from upsample_zoo.errors import ConfigError
 
-BUILDER_KEYS = ("compile", "stage_upsamplers")  # model config keys that are the builder's, not the model's
+BUILDER_KEYS = ("compile",)  # model config keys that are not the model's (the task compiles: tasks/base.py)
 
 
 def _choice(group: str, default: str | None = None) -> str | None:
@@ -47,29 +48,29 @@ def upsampler_factory_of(cfg: DictConfig):
 
 
 def build_model(cfg: DictConfig) -> Any:
-    """``instantiate(cfg.model, upsampler=<the run's operator>[, stage_upsamplers=...])``, eager."""
+    """``instantiate(cfg.model)``, eager: the model config holds ``upsampler: ${upsampler}`` (built by hydra
+    into the run's factory) and ``stage_upsamplers`` (names the model resolves, ``models/stages.py``)."""
     from hydra.utils import instantiate
 
-    from upsample_zoo.zoo import upsampler_factory, upsampler_name
+    from upsample_zoo.zoo import upsampler_name
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if model_cfg.get("encoder") and "UNet" not in str(model_cfg.get("_target_")):
         raise ConfigError(f"encoder={_choice('encoder')}: a pretrained encoder is for the U-Net "
                           "(task=segmentation); the other models have their own")
-    stages = model_cfg.get("stage_upsamplers") or {}
     for key in BUILDER_KEYS:
         model_cfg.pop(key, None)
-    factory = upsampler_factory_of(cfg)
-    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) at the main operator's scale. A stage
-    # that names the main operator builds exactly the main operator, its overridden options included
-    # (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere); any other name, its defaults.
-    scale = cfg.upsampler.get("scale", 2)
+    upsampler_factory_of(cfg)  # a config that cannot build is refused in one line, before the model
+    # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) the model resolves at the main
+    # operator's scale. A stage that names the main operator builds exactly the main operator, its overridden
+    # options included (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere): its config.
     target = str(cfg.upsampler.get("_target_"))
     main = upsampler_name(_choice("upsampler", target), target)  # the name the run gives the main operator
-    stage_factories = {k: factory if str(v) == main else upsampler_factory(str(v), scale=scale)
-                       for k, v in stages.items()}
+    if model_cfg.get("stage_upsamplers"):
+        model_cfg["stage_upsamplers"] = {k: model_cfg["upsampler"] if str(v) == main else v
+                                         for k, v in model_cfg["stage_upsamplers"].items()}
     try:
-        return instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stage_factories} if stages else {}))
+        return instantiate(model_cfg)
     except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)
         if isinstance(exc.__cause__, ConfigError):
             raise exc.__cause__ from exc

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.models.stages import require_scale, stage_factories
+from upsample_zoo.models.stages import UpsamplerSpec, require_scale, stage_factories
 from upsample_zoo.upsamplers.base import needs_guide, upsampler_modules
-
-UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
 
 class Generator(nn.Module):
@@ -23,8 +21,8 @@ class Generator(nn.Module):
     interpolation or a tconv emitting RGB directly would compare different things).
     """
 
-    def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, to_rgb_kernel: int = 3,
-                 out_channels: int = 3, stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None) -> None:
+    def __init__(self, upsampler: UpsamplerSpec, z_dim: int = 128, ngf: int = 64, to_rgb_kernel: int = 3,
+                 out_channels: int = 3, stage_upsamplers: Mapping[Any, UpsamplerSpec] | None = None) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.widths = widths = [4 * ngf, 2 * ngf, ngf, ngf]
@@ -105,9 +103,9 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class DCGAN(nn.Module):
-    def __init__(self, upsampler: UpsamplerFactory, z_dim: int = 128, ngf: int = 64, ndf: int = 64,
+    def __init__(self, upsampler: UpsamplerSpec, z_dim: int = 128, ngf: int = 64, ndf: int = 64,
                  to_rgb_kernel: int = 3, image_size: int = 32,
-                 stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None) -> None:
+                 stage_upsamplers: Mapping[Any, UpsamplerSpec] | None = None) -> None:
         super().__init__()
         for name, value in (("z_dim", z_dim), ("ngf", ngf), ("ndf", ndf), ("to_rgb_kernel", to_rgb_kernel)):
             if int(value) <= 0:

@@ -16,7 +16,27 @@ from torch import nn
 from upsample_zoo.errors import ConfigError
 
 UpsamplerFactory = Callable[[int, int], nn.Module]
+UpsamplerSpec = UpsamplerFactory | str  # a factory, or a zoo name / dotted class path the model resolves
 NAMED = {"first": 0, "last": -1}
+
+
+def resolve_upsampler(spec: UpsamplerSpec, scale: int | None = None) -> UpsamplerFactory:
+    """The factory a model builds its stages with, from what it was given (as timm's models call
+    ``get_act_layer``): a factory passes through; a zoo name or a dotted class path (``"bilinear"``,
+    ``"mypkg.MyUp"``) is resolved through the zoo's factory, at ``scale`` when one is given."""
+    if isinstance(spec, str):
+        from upsample_zoo.zoo import upsampler_factory
+
+        return upsampler_factory(spec, **({"scale": scale} if scale is not None else {}))
+    if not callable(spec):
+        raise ConfigError(f"upsampler: expected a zoo name, a dotted class path or a factory "
+                          f"(in_channels, out_channels) -> module, got {type(spec).__name__}")
+    return spec
+
+
+def factory_scale(factory: UpsamplerFactory) -> int | None:
+    """The ``scale`` a factory (a ``functools.partial`` of hydra's ``_partial_``) was given, if any."""
+    return (getattr(factory, "keywords", None) or {}).get("scale")
 
 
 def stage_indices(selector: Any, n: int) -> list[int]:
@@ -34,13 +54,16 @@ def stage_indices(selector: Any, n: int) -> list[int]:
     return [i % n]
 
 
-def stage_factories(default: UpsamplerFactory, overrides: Mapping[Any, UpsamplerFactory] | None,
+def stage_factories(default: UpsamplerSpec, overrides: Mapping[Any, UpsamplerSpec] | None,
                     n: int) -> list[UpsamplerFactory]:
     """One factory per stage: ``default``, replaced where a key of ``overrides`` selects the stage ("all"
-    first, then the other keys in order, so ``{all: bilinear, last: tconv}`` reads as written)."""
-    out = [default] * n
+    first, then the other keys in order, so ``{all: bilinear, last: tconv}`` reads as written). Names are
+    resolved by :func:`resolve_upsampler`; a stage's name is built at the main operator's scale."""
+    main = resolve_upsampler(default)
+    out = [main] * n
     items = sorted((overrides or {}).items(), key=lambda kv: str(kv[0]) != "all")
-    for selector, factory in items:
+    for selector, spec in items:
+        factory = resolve_upsampler(spec, factory_scale(main))
         for i in stage_indices(selector, n):
             out[i] = factory
     return out

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from upsample_zoo.errors import ConfigError
-from upsample_zoo.models.stages import require_scale, stage_factories
+from upsample_zoo.models.stages import UpsamplerFactory, UpsamplerSpec, require_scale, stage_factories
 from upsample_zoo.upsamplers.base import accepts_guide
-
-UpsamplerFactory = Callable[[int, int], nn.Module]  # a zoo class, a user's nn.Module: the same contract
 
 
 class DoubleConv(nn.Sequential):
@@ -65,12 +63,12 @@ class UNet(nn.Module):
 
     def __init__(
         self,
-        upsampler: UpsamplerFactory,
+        upsampler: UpsamplerSpec,
         in_channels: int = 3,
         num_classes: int = 21,
         base_channels: int = 32,
         depth: int = 4,
-        stage_upsamplers: Mapping[Any, UpsamplerFactory] | None = None,
+        stage_upsamplers: Mapping[Any, UpsamplerSpec] | None = None,
         encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()

@@ -11,24 +11,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from upsample_zoo.metrics.directions import direction
+from upsample_zoo.metrics.facts import lookup
 from upsample_zoo.report.runs import Run, latest_per_seed, zoo_order
 from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, holm, p_floor, paired_test
-from upsample_zoo.tasks.declarations import DECLARED, TaskDeclaration, declared
+from upsample_zoo.results import COST_FACTS
+from upsample_zoo.tasks.declarations import TaskDeclaration, declared
 
-COST_COLUMNS = [("cost/params_upsamplers", "params (upsamplers)"), ("cost/params_total", "params (total)"),
-                ("cost/train_img_per_s", "train img/s"), ("cost/wall_s", "wall s")]
-LABELS = {**{m: lab for t in DECLARED.values() for m, lab in t.labels.items()}, **dict(COST_COLUMNS)}
+COST_COLUMNS = [key for key in COST_FACTS if key.startswith(("cost/params", "cost/train", "cost/wall"))]
 ARROWS = {"max": " ↑", "min": " ↓"}
 
 
 def label(metric: str) -> str:
-    return LABELS.get(metric, metric)
-
-
-def label_dir(metric: str) -> str:
-    """The label with its better direction: 'mIoU ↑', 'FID ↓'."""
-    return label(metric) + ARROWS.get(direction(metric) or "", "")
+    """A cost's label ('train img/s'); any other metric's label is its task's (:meth:`Section.label`)."""
+    fact = lookup(COST_FACTS, metric)
+    return fact.label if fact else metric
 
 
 @dataclass
@@ -78,11 +74,13 @@ class Section:
     declaration: TaskDeclaration | None = None  # what the runs (or this package) declare of the task
 
     def label(self, metric: str) -> str:
-        own = self.declaration.labels.get(metric) if self.declaration else None
-        return own or label(metric)
+        own = self.declaration.label(metric) if self.declaration else metric
+        return label(metric) if own == metric else own
 
     def direction(self, metric: str) -> str | None:
-        return (self.declaration.direction(metric) if self.declaration else None) or direction(metric)
+        own = self.declaration.direction(metric) if self.declaration else None
+        cost = lookup(COST_FACTS, metric)
+        return own or (cost.direction if cost else None)
 
     def label_dir(self, metric: str) -> str:
         """The label with its better direction: 'mIoU ↑', 'FID ↓'."""
@@ -101,7 +99,7 @@ class Section:
 
     @property
     def cost_keys(self) -> list[str]:
-        return [key for key, _ in COST_COLUMNS if key in self.metrics]
+        return [key for key in COST_COLUMNS if key in self.metrics]
 
     def reference(self) -> dict[str, dict[str, float]]:
         """The reference row: headline metric -> describe() of its real-image counterpart over the ok runs

@@ -19,7 +19,10 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 
+from upsample_zoo.metrics.facts import MIN, MetricFact
 from upsample_zoo.tasks.declarations import TaskDeclaration
+
+TRAINING_FACTS = {"loss": MetricFact(MIN, "loss", "the task's training loss, averaged over the epoch's batches")}
 
 
 class ZooTask(L.LightningModule):

@@ -3,16 +3,18 @@ with their labels and better directions; the reference row under it (each headli
 counterpart, scored by the run's own code); whether its runs record spectra; and how the bench measures it.
 
 Light on purpose (no Lightning, no torch): the report imports it. A task's class carries its declaration
-(``ZooTask.declaration``), and ``train.py`` writes it into every results.json (``declared``), so the report
-reads a task, a user's included, from its runs alone; ``declared(name)`` covers runs written before that.
+(``ZooTask.declaration``), with the facts of the metrics it logs (metrics/facts.py), and ``train.py`` writes it
+into every results.json (``declared``), so the report reads a task, a user's included, from its runs alone;
+``declared(name)`` covers runs written before that, by importing the package's task classes then.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from upsample_zoo.metrics.directions import direction
+from upsample_zoo.metrics.facts import MetricFact, facts_from_record, facts_record, gather, lookup
 
 
 @dataclass(frozen=True)
@@ -47,83 +49,72 @@ class TaskDeclaration:
     headline: tuple[str, ...]  # the summary table's metrics, in this order
     references: dict[str, str | None] = field(default_factory=dict)  # headline metric -> its real-image metric
     records_spectra: bool = False  # runs carry azimuthal spectra (results.json ``spectrum``)
-    labels: dict[str, str] = field(default_factory=dict)  # metric -> its column label ("mIoU")
-    directions: dict[str, str] = field(default_factory=dict)  # metric -> max | min, beyond metrics/directions.py
+    labels: dict[str, str] = field(default_factory=dict)  # metric -> its column label, over the metrics' own
+    directions: dict[str, str] = field(default_factory=dict)  # metric -> max | min, over the metrics' own
     bench: BenchFacts = field(default_factory=BenchFacts)
+    facts: dict[str, MetricFact] = field(default_factory=dict)  # what the task's metrics say of themselves
+
+    def with_facts(self, *owners: Any) -> TaskDeclaration:
+        """This declaration with the facts of the metrics the task logs (metric classes, or mappings)."""
+        return replace(self, facts=gather(*owners))
+
+    def fact(self, metric: str) -> MetricFact | None:
+        return lookup(self.facts, metric)
 
     def label(self, metric: str) -> str:
-        return self.labels.get(metric, metric)
+        fact = self.fact(metric)
+        return self.labels.get(metric) or (fact.label if fact else "") or metric
 
     def direction(self, metric: str) -> str | None:
-        """'max', 'min' or None: the task's own word first, then the shared table."""
-        return self.directions.get(metric) or direction(metric)
+        """'max', 'min' or None: the task's own word first, then the metric's."""
+        fact = self.fact(metric)
+        return self.directions.get(metric) or (fact.direction if fact else None)
 
     def record(self) -> dict[str, Any]:
         """What results.json carries (``declared``): enough for the report to read the task without its code."""
         return {"headline": list(self.headline), "references": dict(self.references),
                 "records_spectra": self.records_spectra,
                 "labels": {m: self.label(m) for m in self.headline},
-                "directions": {m: d for m in self.headline if (d := self.direction(m))}}
+                "directions": {m: d for m in self.headline if (d := self.direction(m))},
+                "facts": facts_record(self.facts)}
 
     @classmethod
     def from_record(cls, name: str, rec: dict[str, Any]) -> TaskDeclaration:
         return cls(name, tuple(rec.get("headline") or ()), dict(rec.get("references") or {}),
-                   bool(rec.get("records_spectra")), dict(rec.get("labels") or {}), dict(rec.get("directions") or {}))
+                   bool(rec.get("records_spectra")), dict(rec.get("labels") or {}), dict(rec.get("directions") or {}),
+                   facts=facts_from_record(rec.get("facts")))
 
 
-COMMON_LABELS = {"test/checkerboard_db": "checkerboard dB", "test/checkerboard_db_vs_ref": "checkerboard dB − real"}
+def package_declarations() -> dict[str, TaskDeclaration]:
+    """The package's tasks, one per ``configs/task/*.yaml`` (a ``task=`` choice), as each task class declares
+    itself, the default task (train.yaml's) first; the classes are imported here, on demand (the report needs
+    them only for runs that recorded no declaration)."""
+    return dict(_package_declarations())
 
-SEGMENTATION = TaskDeclaration(
-    "segmentation",
-    ("test/miou", "test/boundary_iou", "test/pixel_acc", "test/checkerboard_db", "test/grid_error_contrast"),
-    labels={"test/miou": "mIoU", "test/pixel_acc": "pixel acc", "test/boundary_iou": "boundary IoU",
-            "test/grid_error_contrast": "grid error contrast", **COMMON_LABELS},
-    bench=BenchFacts(
-        tiny_overrides=("model.base_channels=2", "model.depth=2", "data.crop_size=16", "data.batch_size=2"),
-        data={"synthetic": BenchData("voc_synthetic (VOC layout, 160x120 JPEG+PNG)",
-                                     ("data=voc_synthetic", "data.root={root}", "data.num_train={images}",
-                                      "data.num_val={val_images}"), images=(400, 32)),
-              "image_folder": BenchData("VOC-layout folder at VOC size (500x375 JPEG+PNG)",
-                                        ("data=voc_synthetic", "data.root={root}", "data.num_train={images}",
-                                         "data.num_val={val_images}", "data.height=375", "data.width=500"),
-                                        images=(48, 12))},
-        quick_overrides=("data.batch_size=2",), quick_threads=False, checkerboard="test_epoch",
-        checkerboard_data=("synthetic", "image_folder")),
-)
-# the GAN's real-vs-real floors (tasks/gan.py): the same value in every run of a sweep
-GAN = TaskDeclaration(
-    "gan",
-    ("test/fid", "test/kid", "test/precision", "test/recall", "test/density", "test/coverage",
-     "test/spectral_fd_shape", "test/spectral_fd_artifact", "test/checkerboard_db", "test/checkerboard_db_vs_ref",
-     "test/spectral_fd"),  # the one-number spectral FD of runs made before it was split in two parts
-    references={"test/fid": "test/fid_real_floor", "test/kid": "test/kid_real_floor",
-                **{f"test/{k}": f"test/{k}_real_floor" for k in ("precision", "recall", "density", "coverage")},
-                "test/spectral_fd_shape": "test/spectral_fd_shape_real_floor",
-                "test/spectral_fd_artifact": "test/spectral_fd_artifact_real_floor",
-                "test/spectral_fd": "test/spectral_fd_real_floor",
-                "test/checkerboard_db": "test/checkerboard_db_ref", "test/checkerboard_db_vs_ref": None},
-    records_spectra=True,
-    labels={"test/fid": "FID", "test/kid": "KID ×10³", "test/spectral_fd_shape": "spectral FD shape (blur)",
-            "test/spectral_fd_artifact": "spectral FD artifact",
-            "test/spectral_fd": "spectral FD (one number, older runs)",
-            **{f"test/{k}": k for k in ("precision", "recall", "density", "coverage")}, **COMMON_LABELS},
-    bench=BenchFacts(
-        tiny_overrides=("model.ngf=2", "model.ndf=2", "model.z_dim=8", "data.batch_size=2"),
-        data={"synthetic": BenchData("cifar_synthetic (32x32 PNG folder)",
-                                     ("data=cifar_synthetic", "data.root={root}", "data.num_train={images}",
-                                      "data.num_test=64", "data.max_ref_images=64"), images=(2048, 256)),
-              "image_folder": BenchData("image_folder (32x32 JPEG, class subfolders)",
-                                        ("data=image_folder", "data.root={root}", "data.max_ref_images=64"),
-                                        images=(2048, 256), writes_jpeg_folder=True)},
-        checkerboard="composed"),
-)
-DECLARED = {t.name: t for t in (SEGMENTATION, GAN)}  # the tasks in this package, in the bench's order
+
+@functools.cache
+def _package_declarations() -> tuple[tuple[str, TaskDeclaration], ...]:
+    import yaml
+    from hydra.utils import get_class
+
+    from upsample_zoo.zoo import config_dir
+
+    defaults = yaml.safe_load((config_dir() / "train.yaml").read_text(encoding="utf-8")).get("defaults") or []
+    default = next((d["task"] for d in defaults if isinstance(d, dict) and "task" in d), None)
+    out = []
+    for path in sorted((config_dir() / "task").glob("*.yaml"), key=lambda p: (p.stem != default, p.stem)):
+        target = (yaml.safe_load(path.read_text(encoding="utf-8")).get("task") or {}).get("_target_")
+        if target:
+            out.append((path.stem, get_class(target).declaration))
+    return tuple(out)
 
 
 def declared(task: str, record: dict[str, Any] | None = None) -> TaskDeclaration:
     """The task's declaration: the one its run recorded (``record``, results.json ``declared``), else this
-    package's; an unknown task without a record gets an empty one (the report then shows its first test
-    metrics)."""
+    package's; a record without facts (written before the metrics carried them) takes the package's facts;
+    an unknown task without a record gets an empty one (the report then shows its first test metrics)."""
+    own = package_declarations().get(task) if not record or not record.get("facts") else None
     if record:
-        return TaskDeclaration.from_record(task, record)
-    return DECLARED.get(task, TaskDeclaration(task, ()))
+        decl = TaskDeclaration.from_record(task, record)
+        return replace(decl, facts=own.facts) if own and not decl.facts else decl
+    return own or TaskDeclaration(task, ())

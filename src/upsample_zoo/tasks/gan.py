@@ -15,13 +15,43 @@ from upsample_zoo.conversions import to_uint8
 from upsample_zoo.errors import ConfigError, DivergenceError
 from upsample_zoo.figures import log_image, save_image_grid
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
+from upsample_zoo.metrics.facts import MIN, MetricFact
+from upsample_zoo.metrics.fid import CachedFID
+from upsample_zoo.metrics.kid import KIDResult
+from upsample_zoo.metrics.prdc import FACTS as PRDC_FACTS
+from upsample_zoo.metrics.spectral_fd import SpectralFD
 from upsample_zoo.models.dcgan import DCGAN, SAMPLE_BN_MODES, precise_bn  # noqa: F401 (precise_bn: tests)
-from upsample_zoo.tasks.base import ZooTask
-from upsample_zoo.tasks.declarations import GAN
+from upsample_zoo.tasks.base import TRAINING_FACTS, ZooTask
+from upsample_zoo.tasks.declarations import BenchData, BenchFacts, TaskDeclaration
 from upsample_zoo.tasks.gan_evaluation import EvaluationState, GeneratorEvaluation
 from upsample_zoo.tasks.gan_sampling import GeneratorSampling, rank_share
 
 log = logging.getLogger(__name__)
+
+GAN = TaskDeclaration(
+    "gan",
+    ("test/fid", "test/kid", "test/precision", "test/recall", "test/density", "test/coverage",
+     "test/spectral_fd_shape", "test/spectral_fd_artifact", "test/checkerboard_db", "test/checkerboard_db_vs_ref",
+     "test/spectral_fd"),  # the one-number spectral FD of runs made before it was split in two parts
+    # the real-vs-real floors (gan_evaluation.py): the same value in every run of a sweep
+    references={"test/fid": "test/fid_real_floor", "test/kid": "test/kid_real_floor",
+                **{f"test/{k}": f"test/{k}_real_floor" for k in ("precision", "recall", "density", "coverage")},
+                "test/spectral_fd_shape": "test/spectral_fd_shape_real_floor",
+                "test/spectral_fd_artifact": "test/spectral_fd_artifact_real_floor",
+                "test/spectral_fd": "test/spectral_fd_real_floor",
+                "test/checkerboard_db": "test/checkerboard_db_ref", "test/checkerboard_db_vs_ref": None},
+    records_spectra=True,
+    bench=BenchFacts(
+        tiny_overrides=("model.ngf=2", "model.ndf=2", "model.z_dim=8", "data.batch_size=2"),
+        data={"synthetic": BenchData("cifar_synthetic (32x32 PNG folder)",
+                                     ("data=cifar_synthetic", "data.root={root}", "data.num_train={images}",
+                                      "data.num_test=64", "data.max_ref_images=64"), images=(2048, 256)),
+              "image_folder": BenchData("image_folder (32x32 JPEG, class subfolders)",
+                                        ("data=image_folder", "data.root={root}", "data.max_ref_images=64"),
+                                        images=(2048, 256), writes_jpeg_folder=True)},
+        checkerboard="composed"),
+).with_facts(CachedFID, KIDResult, PRDC_FACTS, SpectralFD, CheckerboardScore, TRAINING_FACTS,
+             {"loss_g": MetricFact(MIN, "generator loss"), "loss_d": MetricFact(MIN, "discriminator loss")})
 
 
 class GANTask(GeneratorSampling, GeneratorEvaluation, ZooTask):

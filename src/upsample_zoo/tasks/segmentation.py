@@ -15,9 +15,25 @@ from upsample_zoo.errors import DivergenceError
 from upsample_zoo.figures import log_image, save_grid_error_figure, save_prediction_grid, save_spectrum_figure
 from upsample_zoo.metrics.boundary import BoundaryIoU, GridErrorMap
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
-from upsample_zoo.metrics.segmentation import confusion_metric, scores_from_confusion
-from upsample_zoo.tasks.base import ZooTask
-from upsample_zoo.tasks.declarations import SEGMENTATION
+from upsample_zoo.metrics.segmentation import SegmentationConfusion, confusion_metric, scores_from_confusion
+from upsample_zoo.tasks.base import TRAINING_FACTS, ZooTask
+from upsample_zoo.tasks.declarations import BenchData, BenchFacts, TaskDeclaration
+
+SEGMENTATION = TaskDeclaration(
+    "segmentation",
+    ("test/miou", "test/boundary_iou", "test/pixel_acc", "test/checkerboard_db", "test/grid_error_contrast"),
+    bench=BenchFacts(
+        tiny_overrides=("model.base_channels=2", "model.depth=2", "data.crop_size=16", "data.batch_size=2"),
+        data={"synthetic": BenchData("voc_synthetic (VOC layout, 160x120 JPEG+PNG)",
+                                     ("data=voc_synthetic", "data.root={root}", "data.num_train={images}",
+                                      "data.num_val={val_images}"), images=(400, 32)),
+              "image_folder": BenchData("VOC-layout folder at VOC size (500x375 JPEG+PNG)",
+                                        ("data=voc_synthetic", "data.root={root}", "data.num_train={images}",
+                                         "data.num_val={val_images}", "data.height=375", "data.width=500"),
+                                        images=(48, 12))},
+        quick_overrides=("data.batch_size=2",), quick_threads=False, checkerboard="test_epoch",
+        checkerboard_data=("synthetic", "image_folder")),
+).with_facts(SegmentationConfusion, BoundaryIoU, GridErrorMap, CheckerboardScore, TRAINING_FACTS)
 
 
 class SegmentationTask(ZooTask):
