@@ -120,3 +120,14 @@ def test_the_model_config_holds_the_run_operator(tmp_path):
         assert OmegaConf.to_container(cfg.model.upsampler, resolve=True) == \
             OmegaConf.to_container(cfg.upsampler, resolve=True)
         assert cfg.model.upsampler.k_up == 3
+
+
+def test_a_model_config_without_its_upsampler_is_one_line(tmp_path):
+    from upsample_zoo.models.build import build_model
+
+    from .helpers.cli import compose_cfg
+
+    cfg = compose_cfg(["upsampler=tconv", "debug=smoke", "~model.upsampler"], tmp_path)
+    with pytest.raises(ConfigError, match=r"has no upsampler: add `upsampler: \$\{upsampler\}`") as e:
+        build_model(cfg)
+    assert "\n" not in str(e.value)

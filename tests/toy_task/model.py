@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import nn
+
+from upsample_zoo.models.stages import UpsamplerSpec, resolve_upsampler
 
 
 class ToyModel(nn.Module):
-    def __init__(self, upsampler: Callable[[int, int], nn.Module], channels: int = 8) -> None:
+    def __init__(self, upsampler: UpsamplerSpec, channels: int = 8) -> None:
         super().__init__()
         self.channels = channels
         self.head = nn.Conv2d(3, channels, 3, padding=1)
-        self.up = upsampler(channels, channels)  # the zoo's factory: (in_channels, out_channels) -> module
+        # the zoo's factory (in_channels, out_channels) -> module, or a zoo name
+        self.up = resolve_upsampler(upsampler)(channels, channels)
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
 
     def forward(self, x):

@@ -60,6 +60,9 @@ def build_model(cfg: DictConfig) -> Any:
                           "(task=segmentation); the other models have their own")
     for key in BUILDER_KEYS:
         model_cfg.pop(key, None)
+    if "upsampler" not in model_cfg:
+        raise ConfigError(f"model config {model_cfg.get('_target_')} has no upsampler: add `upsampler: ${{upsampler}}` "
+                          "to it (the run's operator; configs/model/unet.yaml does)")
     upsampler_factory_of(cfg)  # a config that cannot build is refused in one line, before the model
     # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) the model resolves at the main
     # operator's scale. A stage that names the main operator builds exactly the main operator, its overridden
