@@ -14,6 +14,8 @@ from .helpers.cli import REPO
 SRC = REPO / "src" / "upsample_zoo"
 MODULES = sorted(p for p in SRC.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
 MAX_MODULE_LINES = 400
+TEST_MODULES = sorted((REPO / "tests").rglob("test_*.py"))
+TEST_DIRS = ("upsamplers", "models", "metrics", "data", "tasks", "report", "bench", "e2e")
 MAX_FUNCTION_LINES = 65  # "about 60": one shape drawer of the synthetic data keeps its random draws in order
 
 
@@ -110,13 +112,30 @@ def test_every_markdown_table_is_drawn_by_the_table_model():
 
 
 def test_test_modules_stay_small_too():
-    big = [f"{p.relative_to(REPO)}: {n}" for p in sorted((REPO / "tests").rglob("test_*.py"))
+    big = [f"{p.relative_to(REPO)}: {n}" for p in TEST_MODULES
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
     assert not big
 
 
 def test_conditional_skips_go_through_run_if():
     """One skip marker (tests/helpers/run_if.py: a GPU, the headless Chromium, shared data), no ad-hoc skipif."""
-    ad_hoc = [f"{p.name}:{i}" for p in sorted((REPO / "tests").glob("test_*.py")) if p.name != "test_layout.py"
+    ad_hoc = [f"{p.relative_to(REPO)}:{i}" for p in TEST_MODULES if p.name != "test_layout.py"
               for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "mark.skipif(" in line]
     assert not ad_hoc
+
+
+def test_tests_mirror_the_source_and_e2e_holds_what_runs_the_cli():
+    """tests/{upsamplers,models,metrics,data,tasks,report,bench}/ hold the unit tests by the source's packages,
+    tests/e2e/ everything that trains, sweeps or runs the CLI (marked slow once, by its conftest); only the
+    house's own checks stay at the top."""
+    tests = REPO / "tests"
+    top = sorted(p.name for p in tests.glob("test_*.py"))
+    assert top == ["test_docs.py", "test_hydra_callbacks.py", "test_layout.py"]
+    assert {p.parent.name for p in TEST_MODULES if p.parent != tests} <= set(TEST_DIRS)
+    cli = re.compile(r"\b(run_cli|run_in_process|smoke_sweep|smoke_run|gan_pair_sweep)\b")
+    outside = [str(p.relative_to(REPO)) for p in TEST_MODULES if p.parent.name != "e2e" and p.parent != tests
+               and cli.search(p.read_text(encoding="utf-8"))]
+    assert not outside, f"these run the CLI or train: move them to tests/e2e/: {outside}"
+    marked = [str(p.relative_to(REPO)) for p in (tests / "e2e").glob("test_*.py")
+              if "mark.slow" in p.read_text(encoding="utf-8")]
+    assert not marked, f"tests/e2e/conftest.py marks these slow already: {marked}"

@@ -132,7 +132,7 @@ def job_scope(child_overrides: Sequence[str] = ()) -> Iterator[Job]:
         if hasattr(launcher_module, name):
             originals[name] = getattr(launcher_module, name)
             setattr(launcher_module, name, fn)
-        else:  # a Lightning that renamed it: DDP under a multirun would re-launch the sweep (tests/test_ddp.py)
+        else:  # a Lightning that renamed it: DDP under a multirun would re-launch the sweep (tests/e2e/test_ddp.py)
             log.warning("lightning has no %s.%s: DDP child ranks keep Lightning's own command",
                         launcher_module.__name__, name)
     try:

@@ -8,7 +8,7 @@ face only, never by its name:
 - ``synthetic_batches`` and ``describe_workload``: in-memory batches of the right shapes for the bench.
 
 A new task subclasses it, sets ``declaration`` and writes ``training_loss`` and its test metrics; see
-docs/contributing.md ("A new task") and tests/test_toy_task.py, which adds one from four files.
+docs/contributing.md ("A new task") and tests/tasks/test_toy_task.py, which adds one from four files.
 """
 
 from __future__ import annotations
