@@ -180,6 +180,11 @@ def test_a_scale_the_model_cannot_use_stops_before_any_data(tmp_path, task):
     assert not (root / "data").exists()
 
 
+@pytest.mark.parametrize("args,line", [
+    (["encoder=inception_v3", "encoder.weights=/no/such/weights.pt"],
+     "encoder=inception_v3: weights file /no/such/weights.pt does not exist"),
+    (["task=gan", "encoder=inception_v3"], "encoder=inception_v3: a pretrained encoder is for the U-Net"),
+])
 def test_encoder_misconfigurations_are_one_line_before_any_data(zoo_root, tmp_path, args, line):
     proc = run_cli([*args, "debug=smoke", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"],
                    zoo_root, timeout=300)

@@ -42,12 +42,6 @@ def test_an_encoder_is_refused_outside_the_unet(zoo_root, tmp_path):
         build_model(cfg)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("args,line", [
-    (["encoder=inception_v3", "encoder.weights=/no/such/weights.pt"],
-     "encoder=inception_v3: weights file /no/such/weights.pt does not exist"),
-    (["task=gan", "encoder=inception_v3"], "encoder=inception_v3: a pretrained encoder is for the U-Net"),
-])
 def _solid_png(path, rgb) -> None:
     from PIL import Image
 
