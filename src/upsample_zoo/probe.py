@@ -27,7 +27,7 @@ import itertools
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from torch import nn
 
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import checkerboard_score
+from upsample_zoo.models.stages import UpsamplerFactory
 from upsample_zoo.report.table_model import Cell, Row, Table, md_plain, md_table
 from upsample_zoo.upsamplers.base import needs_guide
 from upsample_zoo.zoo import config_dir, list_upsamplers, upsampler_config, upsampler_factory
@@ -47,15 +48,13 @@ NATURAL = "natural (1/f)"
 IMAGE_STD = 0.15  # the 1/f images' std; outputs are brought to the same contrast
 DECODER_WIDTHS = (3, 8, 8, 3)
 
-UpsamplerFactory = Callable[[int, int], nn.Module]
 
-
-def load_zoo(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequence[str] = ()) -> tuple[
+def probeable_operators(config_dir: str | Path = CONFIG_DIR, scale: int = 2, extra: Sequence[str] = ()) -> tuple[
         dict[str, UpsamplerFactory], dict[str, str]]:
-    """{name: factory(in, out)} for every upsampler config that builds at ``scale`` (through the zoo's own
-    factory, ``zoo.upsampler_factory``), plus the user's classes named in ``extra`` (dotted paths, e.g.
-    ``mypkg.MyUp``), and {name: why not}. What is the probe's own: each must upsample 8x8 by ``scale`` and
-    build the 3-8-8-3 decoder."""
+    """The operators the probe can run: {name: factory(in, out)} for every zoo name that builds at ``scale``
+    (the zoo's own factory, ``zoo.upsampler_factory``: the probe loads nothing itself), plus the user's classes
+    named in ``extra`` (dotted paths, e.g. ``mypkg.MyUp``), and {name: why not}. What is the probe's own: each
+    must upsample 8x8 by ``scale`` and build the 3-8-8-3 decoder."""
     names = list_upsamplers(config_dir)
     if not names:
         raise FileNotFoundError(f"no upsampler configs in {Path(config_dir) / 'upsampler'}")
@@ -150,9 +149,9 @@ def run_probe(seeds: int = 5, quick: bool = False, scale: int = 2, config_dir: s
     """Score every upsampler config (or those named in ``only``) and the 1/f reference over ``seeds``."""
     t0 = time.perf_counter()
     extra = [n for n in (only or ()) if "." in n]  # dotted class paths: the user's own operators
-    factories, skipped = load_zoo(config_dir, scale, extra)
+    factories, skipped = probeable_operators(config_dir, scale, extra)
     # the decoder is always three x2 stages
-    zoo2, skipped2 = (factories, skipped) if scale == 2 else load_zoo(config_dir, 2, extra)
+    zoo2, skipped2 = (factories, skipped) if scale == 2 else probeable_operators(config_dir, 2, extra)
     if only is not None:
         factories, zoo2 = ({k: v for k, v in z.items() if k in only} for z in (factories, zoo2))
     batch, dec_batch = (16, 32) if quick else (32, 64)

@@ -15,12 +15,12 @@ from torch import nn
 
 from upsample_zoo.data.noise import one_over_f_images
 from upsample_zoo.metrics.checkerboard import CheckerboardScore
-from upsample_zoo.probe import CONFIG_DIR, NATURAL, load_zoo, main, run_probe, standardised_uint8
+from upsample_zoo.probe import CONFIG_DIR, NATURAL, main, probeable_operators, run_probe, standardised_uint8
 from upsample_zoo.upsamplers import PixelShuffleUp, ResizeConv, TransposedConv
 
 
 def test_load_zoo_builds_every_config():
-    factories, skipped = load_zoo()
+    factories, skipped = probeable_operators()
     names = {p.stem for p in (Path(CONFIG_DIR) / "upsampler").glob("*.yaml")} - {"custom"}  # the user's slot
     assert set(factories) | set(skipped) == names
     assert {"tconv", "tconv_k3", "pixel_shuffle", "pixel_shuffle_icnr", "resize_conv", "bilinear"} <= set(factories)
@@ -33,7 +33,7 @@ def test_load_zoo_skips_configs_that_do_not_build(tmp_path):
     shutil.copy(Path(CONFIG_DIR) / "upsampler" / "bilinear.yaml", tmp_path / "upsampler")
     (tmp_path / "upsampler" / "broken.yaml").write_text("_target_: upsample_zoo.upsamplers.NoSuchThing\n"
                                                         "_partial_: true\n")
-    factories, skipped = load_zoo(tmp_path, scale=4)  # k3 s2 p1 op1 cannot upsample x4
+    factories, skipped = probeable_operators(tmp_path, scale=4)  # k3 s2 p1 op1 cannot upsample x4
     assert set(factories) == {"bilinear"}
     assert set(skipped) == {"tconv_k3", "broken"}
     assert "scale=4" in skipped["tconv_k3"]
