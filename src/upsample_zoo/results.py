@@ -20,7 +20,7 @@ from typing import Any
 
 from upsample_zoo.metrics.facts import MAX, MIN, MetricFact
 
-# what the report reads of a run's ``cost`` (flattened as cost/<key>), in the report's column order
+# what the report knows of a run's ``cost`` (flattened as cost/<key>): label, better direction, protocol
 COST_FACTS = {
     "cost/params_upsamplers": MetricFact(None, "params (upsamplers)", "parameters inside the upsampling operators"),
     "cost/params_total": MetricFact(None, "params (total)", "parameters of the whole model"),

@@ -28,6 +28,17 @@ def _encoder(seed: int = 0) -> ResNetEncoder:
     return ResNetEncoder("resnet18", weights=None, freeze=True)
 
 
+def _grid_crops(pairs, tmp_path, *crops: int | None) -> tuple[ResNetEncoder, list[GridCropDataset]]:
+    """``_encoder()`` with its feature cache of ``pairs`` filled, and one grid-crop dataset (grid 32) per
+    ``crops`` size reading that cache."""
+    enc = _encoder()
+    cache = FeatureCache(enc, tmp_path)
+    cache.ensure(pairs, eval_transform())
+    _, lut = class_lookup(None)
+    return enc, [GridCropDataset(pairs, lut, eval_transform(), crop=c, grid=32, cache=cache, strides=enc.strides)
+                 for c in crops]
+
+
 def test_second_job_runs_the_encoder_on_no_image(pairs, tmp_path):
     first = _encoder()
     assert FeatureCache(first, tmp_path).ensure(pairs, eval_transform()) == len(pairs)
@@ -66,12 +77,7 @@ def test_concurrent_jobs_compute_each_image_once(pairs, tmp_path):
 
 
 def test_grid_crop_is_the_same_window_of_image_mask_and_every_map(pairs, tmp_path):
-    enc = _encoder()
-    cache = FeatureCache(enc, tmp_path)
-    cache.ensure(pairs, eval_transform())
-    _, lut = class_lookup(None)
-    crop = GridCropDataset(pairs, lut, eval_transform(), crop=32, grid=32, cache=cache, strides=enc.strides)
-    whole = GridCropDataset(pairs, lut, eval_transform(), crop=None, grid=32, cache=cache, strides=enc.strides)
+    enc, (crop, whole) = _grid_crops(pairs, tmp_path, 32, None)
     corners = set()
     for seed in range(12):
         torch.manual_seed(seed)
@@ -87,11 +93,7 @@ def test_grid_crop_is_the_same_window_of_image_mask_and_every_map(pairs, tmp_pat
 
 
 def test_collate_pads_every_level_to_the_batch(pairs, tmp_path):
-    enc = _encoder()
-    cache = FeatureCache(enc, tmp_path)
-    cache.ensure(pairs, eval_transform())
-    _, lut = class_lookup(None)
-    ds = GridCropDataset(pairs, lut, eval_transform(), crop=64, grid=32, cache=cache, strides=enc.strides)
+    enc, (ds,) = _grid_crops(pairs, tmp_path, 64)
     images, masks, sizes, maps = encoded_collate([ds[0], ds[1]])
     # a window may run past the image's last row (70 rows, corner 32: 38 of them), never past its feature grid
     assert images.shape[-2:] == masks.shape[-2:] == (64, 64)

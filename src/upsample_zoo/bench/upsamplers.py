@@ -226,8 +226,7 @@ def render(up: Upsamplers) -> list[str]:
              "memory allocated at once during one forward+backward, above the inputs (the profiler's allocation "
              f"events); ÷ {BASELINE}: this run's ratios; convs: the share of the time in convolutions, forward "
              "and backward (one profiled call, CPU), the rest being resampling, window ops, softmax and "
-             "elementwise work.\n",
-             ]
+             "elementwise work.\n"]
     table = Table(["upsampler", "params", "GFLOP fwd+bwd", "time ms", f"÷ {BASELINE}", "convs", "GFLOP/s",
                    "÷ matmul peak", "peak MiB", f"÷ {BASELINE}"])
     for name, r in up.rows.items():
@@ -250,8 +249,7 @@ def render_unet(u: UNetStages) -> list[str]:
     base_t, base_m = (base.total_ms, base.peak_mib) if isinstance(base, StageRow) else (None, None)
     heads = [f"{st.in_channels}→{st.out_channels}, {st.side}→{2 * st.side}" for st in u.stages]
     lines = [f"### 1b. At the U-Net's shapes: one decoder step per stage of `{' '.join(u.overrides)}`, batch "
-             f"{u.stages[0].batch if u.stages else '–'}, forward+backward ms (median)\n",
-             ]
+             f"{u.stages[0].batch if u.stages else '–'}, forward+backward ms (median)\n"]
     table = Table(["upsampler", *heads, "total ms", f"÷ {BASELINE}", "GFLOP fwd+bwd", "peak MiB", f"÷ {BASELINE}"])
     for name, r in u.rows.items():
         if isinstance(r, Failed):

@@ -27,14 +27,15 @@ def _choice(group: str, default: str | None = None) -> str | None:
     return default
 
 
-def upsampler_factory_of(cfg: DictConfig):
-    """``factory(in_channels, out_channels)`` for the run's operator; a config that cannot build is one line."""
+def upsampler_factory_of(upsampler_cfg: Any):
+    """``factory(in_channels, out_channels)`` from an upsampler config (``model.upsampler``, i.e. the run's
+    ``upsampler``); a config that cannot build is one line."""
     from hydra.utils import instantiate
     from torch import nn
 
-    target = cfg.upsampler.get("_target_")
+    target = upsampler_cfg.get("_target_")
     try:
-        factory = instantiate(cfg.upsampler)
+        factory = instantiate(upsampler_cfg)
     except Exception as exc:  # e.g. a _target_ that cannot be imported: one line naming it
         cause = exc.__cause__ or exc
         if isinstance(cause, ConfigError):
@@ -48,7 +49,7 @@ def upsampler_factory_of(cfg: DictConfig):
 
 
 def build_model(cfg: DictConfig) -> Any:
-    """``instantiate(cfg.model)``, eager: the model config holds ``upsampler: ${upsampler}`` (built by hydra
+    """``instantiate(cfg.model)``, eager: the model config holds ``upsampler: ${upsampler}`` (built here, once,
     into the run's factory) and ``stage_upsamplers`` (names the model resolves, ``models/stages.py``)."""
     from hydra.utils import instantiate
 
@@ -63,17 +64,17 @@ def build_model(cfg: DictConfig) -> Any:
     if "upsampler" not in model_cfg:
         raise ConfigError(f"model config {model_cfg.get('_target_')} has no upsampler: add `upsampler: ${{upsampler}}` "
                           "to it (the run's operator; configs/model/unet.yaml does)")
-    upsampler_factory_of(cfg)  # a config that cannot build is refused in one line, before the model
+    upsampler_cfg = model_cfg.pop("upsampler")
+    factory = upsampler_factory_of(upsampler_cfg)  # a config that cannot build is refused in one line
     # model.stage_upsamplers={last: bilinear}: zoo names (or class paths) the model resolves at the main
     # operator's scale. A stage that names the main operator builds exactly the main operator, its overridden
-    # options included (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere): its config.
-    target = str(cfg.upsampler.get("_target_"))
+    # options included (upsampler=carafe upsampler.k_up=3 {last: carafe} is k_up=3 everywhere).
+    target = str(upsampler_cfg.get("_target_"))
     main = upsampler_name(_choice("upsampler", target), target)  # the name the run gives the main operator
-    if model_cfg.get("stage_upsamplers"):
-        model_cfg["stage_upsamplers"] = {k: model_cfg["upsampler"] if str(v) == main else v
-                                         for k, v in model_cfg["stage_upsamplers"].items()}
+    stages = model_cfg.pop("stage_upsamplers", None) or {}
+    stages = {k: factory if str(v) == main else v for k, v in stages.items()}
     try:
-        return instantiate(model_cfg)
+        return instantiate(model_cfg, upsampler=factory, **({"stage_upsamplers": stages} if stages else {}))
     except Exception as exc:  # hydra wraps the model's own ConfigError (a guided upsampler in the DCGAN, ...)
         if isinstance(exc.__cause__, ConfigError):
             raise exc.__cause__ from exc

@@ -17,7 +17,8 @@ from upsample_zoo.report.stats import ALPHA, describe, detectable_d_z, finite, h
 from upsample_zoo.results import COST_FACTS
 from upsample_zoo.tasks.declarations import TaskDeclaration, declared
 
-COST_COLUMNS = [key for key in COST_FACTS if key.startswith(("cost/params", "cost/train", "cost/wall"))]
+# the cost columns of the report's tables, in order (their labels and directions: results.COST_FACTS)
+COST_COLUMNS = ["cost/params_upsamplers", "cost/params_total", "cost/train_img_per_s", "cost/wall_s"]
 ARROWS = {"max": " ↑", "min": " ↓"}
 
 
