@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -97,3 +98,23 @@ def test_evaluation_is_per_image_whatever_the_batch():
     assert torch.equal(cm_batched, cm_alone)
     # and the checkerboard score reads each image at its own size: both images fit the 12 px window
     assert int(batched.test_checkerboard.count) == int(alone.test_checkerboard.count) == 2 * 5  # maps
+
+
+@pytest.mark.parametrize("sizes", [[(20, 17)] * 3, [(20, 17), (14, 13), (10, 30)]])
+def test_checkerboard_reads_each_images_centre_window(sizes):
+    """Equal sizes: the windows are one view of the padded batch (no copy); mixed sizes: stacked, and an image
+    smaller than the window is skipped. Either way, image by image: rows (h - 12) // 2 .., cols (w - 12) // 2 ..."""
+    from upsample_zoo.metrics.checkerboard import CheckerboardScore
+
+    task = _task()
+    logits = torch.randn(len(sizes), 5, 20, 30, generator=torch.Generator().manual_seed(3))
+    task.score_checkerboard(logits, sizes)
+    corners = {(20, 17): (4, 2), (14, 13): (1, 0)}  # (10, 30) is shorter than the 12 px window
+    windows = [logits[i, :, top:top + 12, left:left + 12] for i, s in enumerate(sizes) if s in corners
+               for top, left in [corners[s]]]
+    expected = CheckerboardScore(scale=task.test_checkerboard.scale)
+    expected.update(torch.stack(windows).softmax(1))
+    assert task.checkerboard_skipped == len(sizes) - len(windows)
+    assert int(task.test_checkerboard.count) == 5 * len(windows)
+    torch.testing.assert_close(task.test_checkerboard.power_sum, expected.power_sum, rtol=1e-5, atol=0)
+    torch.testing.assert_close(task.test_checkerboard.grad_sum, expected.grad_sum, rtol=1e-5, atol=0)

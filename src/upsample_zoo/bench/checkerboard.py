@@ -99,9 +99,9 @@ def timed_test_task(cfg, model: torch.nn.Module, spent: Accumulator):
 
             self.test_checkerboard = TimedScore(scale=score.scale)
 
-        def score_checkerboard(self, per_image: list[torch.Tensor]) -> None:
+        def score_checkerboard(self, *args) -> None:
             with spent:
-                super().score_checkerboard(per_image)
+                super().score_checkerboard(*args)
 
     return TimedTask(*make.args, **make.keywords)
 

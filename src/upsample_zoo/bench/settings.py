@@ -47,7 +47,7 @@ class Settings:
     fid_ideas_batch: int = 16
     fid_cache_n: int = 64
     cb_val_images: int = 80
-    cb_repeats: int = 2
+    cb_repeats: int = 4
     scale_overrides: tuple[str, ...] = ()
     scale_batch: int = 4
     scale_images: tuple[int, ...] = (8, 16, 32)

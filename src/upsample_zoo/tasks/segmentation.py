@@ -142,23 +142,28 @@ class SegmentationTask(ZooTask):
         if batch_idx == 0:
             k = self.num_figure_images
             self._figure_batch = (x[:k].cpu(), y[:k].cpu(), pred[:k].cpu())
-        self.score_checkerboard(per_image)
+        self.score_checkerboard(logits, [t.shape[-2:] for t in per_image])
 
-    def score_checkerboard(self, per_image: list[torch.Tensor]) -> None:
+    def score_checkerboard(self, logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> None:
         """The checkerboard score reads each image's class-probability maps (C, h, w), centre window: a
-        checkerboard in the logits is the dense-prediction form of the artifact. The windows of a batch share
-        one size, so they go through the spectra as one batch (one check, one FFT call)."""
+        checkerboard in the logits is the dense-prediction form of the artifact. ``logits`` is the padded batch
+        (each image top-left, at its true size in ``sizes``). The windows of a batch share one size, so they go
+        through the spectra as one batch (one FFT call); a batch of equal sizes has one window position, and
+        its windows are a view of the batch, not a copy."""
         win = self.checkerboard_window
-        windows = []
-        for logits in per_image:
-            h, w = logits.shape[-2:]
-            if min(h, w) < win:
-                self.checkerboard_skipped += 1
-                continue
-            top, left = (h - win) // 2, (w - win) // 2
-            windows.append(logits[:, top : top + win, left : left + win])
-        if windows:  # the score takes the softmax over classes itself, on the pixels it reads only
-            self.test_checkerboard.update(torch.stack(windows), softmax_dim=1)
+        fits = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= win]
+        self.checkerboard_skipped += len(sizes) - len(fits)
+        if not fits:
+            return
+        corners = [((sizes[i][0] - win) // 2, (sizes[i][1] - win) // 2) for i in fits]
+        if len(fits) == len(sizes) and len(set(corners)) == 1:
+            top, left = corners[0]
+            windows = logits[:, :, top : top + win, left : left + win]
+        else:
+            windows = torch.stack([logits[i, :, top : top + win, left : left + win]
+                                   for i, (top, left) in zip(fits, corners)])
+        # the score takes the softmax over classes itself, on the pixels it reads only
+        self.test_checkerboard.update(windows, softmax_dim=1)
 
     def on_test_epoch_end(self) -> None:
         cm = self.test_cm.compute()
