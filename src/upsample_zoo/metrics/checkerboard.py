@@ -97,7 +97,8 @@ def batch_half_power_sums(x: Tensor, scale: int, value_range: tuple[float, float
     """(2, H', W'//2 + 1): the half-plane power of the image and of its gradient-energy map, summed over batch
     and channels, and the count. The batch is checked first (:func:`check_images`) and mapped from
     ``value_range`` to [0, 1]. ``softmax_dim``: ``x`` holds logits, and the score reads ``softmax(x,
-    softmax_dim)``, which is taken (per pixel, so it commutes with the crop) on the pixels the score reads only."""
+    softmax_dim)``, which is taken (per pixel, so it commutes with the crop) on the pixels the score reads only;
+    NaN or inf logits are found on the sums (a NaN probability reaches every bin), with the same error."""
     if softmax_dim is None:
         check_images(x, value_range, what)
     else:
