@@ -122,9 +122,7 @@ def batch_half_power_sums(x: Tensor, scale: int, value_range: tuple[float, float
     gradient_energy(src, out=maps[1, ..., :gh, :gw])
     sums = half_power_sums(maps)
     if softmax_dim is not None and not bool(torch.isfinite(sums).all()):
-        # a NaN probability spreads to every bin, and finite probabilities give finite power: the check
-        # reads the sums (a few thousand values), and only a failure reads the window, to count what failed
-        check_images(src, UNIT_RANGE, what)
+        check_images(src, UNIT_RANGE, what)  # NaN spreads to every bin: only a failure reads the window
     return sums, x.shape[0] * x.shape[1]
 
 
