@@ -20,9 +20,13 @@ RESUMABLE = ["debug=smoke", "trainer.max_epochs=3", "trainer.limit_train_batches
 
 
 def _popen(args: list[str], root: Path) -> subprocess.Popen:
+    """train.py as a terminal's foreground command: Ctrl-C's SIGINT at its default. A test run started in the
+    background (``cmd &`` in a script) ignores SIGINT, its children inherit that, and Python then never raises
+    KeyboardInterrupt: the Ctrl-C test would wait on a run that cannot hear it."""
     env = {**os.environ, "UPSAMPLE_ZOO_ROOT": str(root)}
     return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_until(ready, what: str, proc: subprocess.Popen, timeout: float = 240) -> None:
