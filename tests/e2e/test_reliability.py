@@ -29,6 +29,16 @@ def _popen(args: list[str], root: Path) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def _error_line_on_exit(proc: subprocess.Popen, returncode: int) -> str:
+    """The run, stopped by a signal, exits with ``returncode``, no traceback and one error line: that line."""
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == returncode, err[-2000:]
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("upsample-zoo: error:")]
+    assert len(lines) == 1, err[-2000:]
+    return lines[0]
+
+
 def _wait_until(ready, what: str, proc: subprocess.Popen, timeout: float = 240) -> None:
     t0 = time.time()
     while not ready():
@@ -86,11 +96,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(zoo_root, tmp_path):
     _wait_for(run_dir / "csv" / "metrics.csv", proc)  # training has started
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.startswith("upsample-zoo: error:")]
-    assert len(lines) == 1 and "SIGTERM" in lines[0] and "ckpt_path=last" in lines[0]
+    line = _error_line_on_exit(proc, 143)
+    assert "SIGTERM" in line and "ckpt_path=last" in line
     res = _results(run_dir)
     assert res["status"] == "failed" and "SIGTERM" in res["error"]
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -153,10 +160,7 @@ def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_it(zoo_root, tmp_pa
     _wait_until(lambda: any(sweep.glob("0_*/csv/metrics.csv")), "the first job began training", proc)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.startswith("upsample-zoo: error:")]
-    assert len(lines) == 1 and "Ctrl-C" in lines[0] and f"resume=true hydra.sweep.dir={sweep}" in lines[0], err
+    line = _error_line_on_exit(proc, 130)
+    assert "Ctrl-C" in line and f"resume=true hydra.sweep.dir={sweep}" in line, line
     assert not any(sweep.glob("1_*")), "the next job started after Ctrl-C"
     assert json.loads(next(sweep.glob("0_*/results.json")).read_text())["status"] == "failed"
